@@ -1,0 +1,85 @@
+package parsl
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/parsl-go/parsl/executor"
+	"github.com/parsl-go/parsl/internal/dataflow"
+)
+
+// CheckpointMode says when memoized results are written to the checkpoint
+// journal (runinfo/NNN/checkpoint/tasks.ckpt).
+type CheckpointMode = dataflow.CheckpointMode
+
+// Checkpoint modes, as in Parsl.
+const (
+	// CheckpointNone writes nothing (the default).
+	CheckpointNone = dataflow.CheckpointNone
+	// CheckpointTaskExit writes each result as its task completes, before
+	// its future does.
+	CheckpointTaskExit = dataflow.CheckpointTaskExit
+	// CheckpointPeriodic writes every CheckpointPeriod and at Close.
+	CheckpointPeriodic = dataflow.CheckpointPeriodic
+	// CheckpointDFKExit writes at Close.
+	CheckpointDFKExit = dataflow.CheckpointDFKExit
+	// CheckpointManual writes when DFK.Checkpoint is called, and at Close.
+	CheckpointManual = dataflow.CheckpointManual
+)
+
+// TaskInfo describes a failed try to a RetryHandler.
+type TaskInfo = dataflow.TaskInfo
+
+// Config configures a DFK. The zero value works: one threads executor with a
+// goroutine per CPU, no retries, app caching on for apps that ask for it, no
+// checkpoint, run directories under ./runinfo.
+type Config struct {
+	// Executors run the tasks; labels must be unique. Empty means one
+	// threads executor labelled "threads".
+	Executors []executor.Executor
+
+	// Retries is the retry budget: a task is tried again while the sum of
+	// its failures' costs is at most Retries (cost 1 each, or what
+	// RetryHandler says).
+	Retries int
+	// RetryHandler prices a failure. Return 0 to retry for free, a large
+	// number to stop. If it panics, the task fails with that panic.
+	RetryHandler func(err error, task TaskInfo) float64
+
+	// DisableAppCache turns memoization off for every app.
+	DisableAppCache bool
+	// CheckpointMode, CheckpointPeriod and CheckpointFiles control the
+	// checkpoint. CheckpointFiles are checkpoint directories to load (see
+	// LastCheckpoint and AllCheckpoints); nil with a mode set loads every
+	// checkpoint under RunDir, as Parsl does.
+	CheckpointMode   CheckpointMode
+	CheckpointPeriod time.Duration
+	CheckpointFiles  []string
+
+	// RunDir is the base directory for numbered run directories; default
+	// "runinfo". Each Load makes RunDir/NNN with the next free number.
+	RunDir string
+
+	// Logger receives the run's log. Nil writes RunDir/NNN/parsl.log at
+	// LogLevel in LogFormat ("text", the default, or "json").
+	Logger    *slog.Logger
+	LogLevel  slog.Level
+	LogFormat string
+
+	// InternalThreads bounds concurrently running join app bodies;
+	// default 10.
+	InternalThreads int
+
+	// Strategy, StrategyPeriod and MaxIdleTime control elastic scaling of
+	// executors that get nodes from a provider. Strategy is "simple"
+	// (default), "htex_auto_scale" or "none".
+	Strategy       string
+	StrategyPeriod time.Duration
+	MaxIdleTime    time.Duration
+
+	// NoSignalHandler leaves SIGINT and SIGTERM alone. By default the first
+	// such signal closes every open DFK (cancelling running tasks, writing
+	// the checkpoint, stopping workers) and then ends the program as the
+	// signal would have.
+	NoSignalHandler bool
+}

@@ -1,0 +1,586 @@
+// Package dataflow is the DataFlowKernel: it holds the task graph, launches a
+// task when its inputs are ready, retries failures, and memoizes results.
+//
+// Dependency tracking is event-driven: a task waiting on inputs is a record
+// in its inputs' waiter lists, not a parked goroutine, so a million waiting
+// tasks cost memory proportional to their records only.
+package dataflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parsl-go/parsl/executor"
+	"github.com/parsl-go/parsl/executor/threads"
+	"github.com/parsl-go/parsl/internal/codec"
+	"github.com/parsl-go/parsl/internal/failure"
+	"github.com/parsl-go/parsl/internal/registry"
+	"github.com/parsl-go/parsl/memo"
+)
+
+// TaskInfo describes a failed try to a retry handler.
+type TaskInfo struct {
+	ID        int64
+	App       string
+	Try       int     // 0-based number of the try that failed
+	FailCount int     // failed tries so far, this one included
+	FailCost  float64 // cost accumulated before this failure
+	Executor  string
+}
+
+// Config configures a DFK. The parsl package fills it from parsl.Config.
+type Config struct {
+	RunDir       string
+	Executors    []executor.Executor
+	Retries      int
+	RetryHandler func(err error, info TaskInfo) float64
+	DisableCache bool
+	Checkpoint   CheckpointConfig
+	Logger       *slog.Logger
+	// Owner is stored in the context of join app bodies (see OwnerFrom).
+	Owner any
+	// InternalThreads bounds concurrent join app bodies; 0 means 10.
+	InternalThreads int
+}
+
+// CallOptions are the per-call options of one submit.
+type CallOptions = executor.Options
+
+// DefaultCallOptions is shared by every submit without options.
+var DefaultCallOptions = &CallOptions{}
+
+// InternalLabel is the label of the executor that runs join app bodies.
+const InternalLabel = "_parsl_internal"
+
+// DFK is a DataFlowKernel.
+type DFK struct {
+	cfg      Config
+	log      *slog.Logger
+	execs    map[string]executor.Executor
+	order    []executor.Executor
+	internal executor.Executor
+	rr       atomic.Uint64
+
+	// The submit side and the completion side run on different goroutines
+	// at high rates; each counter sits on its own cache line so that they
+	// do not slow each other down.
+	nextID    paddedInt // submit side
+	submitted paddedInt // submit side
+	finished  paddedInt // completion side
+	final     [numCounters]paddedInt
+	closed    atomic.Bool
+
+	mu   sync.Mutex
+	idle chan struct{}
+
+	live liveSet
+	ckpt *checkpointer
+
+	rootCtx    context.Context
+	cancelRoot context.CancelFunc
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+type ownerKey struct{}
+
+// OwnerFrom returns the Config.Owner of the DFK running a join app body.
+func OwnerFrom(ctx context.Context) any { return ctx.Value(ownerKey{}) }
+
+// New starts a DFK: it loads checkpoints and starts every executor.
+func New(ctx context.Context, cfg Config) (*DFK, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.InternalThreads <= 0 {
+		cfg.InternalThreads = 10
+	}
+	k := &DFK{cfg: cfg, log: cfg.Logger, execs: map[string]executor.Executor{}}
+	k.rootCtx, k.cancelRoot = context.WithCancel(context.WithValue(context.Background(), ownerKey{}, cfg.Owner))
+	for _, e := range cfg.Executors {
+		if e == nil {
+			return nil, &failure.ConfigError{Field: "Executors", Reason: "contains a nil executor"}
+		}
+		l := e.Label()
+		if l == InternalLabel {
+			return nil, &failure.ConfigError{Field: "Executors", Reason: fmt.Sprintf("label %q is reserved", l)}
+		}
+		if _, dup := k.execs[l]; dup {
+			return nil, &failure.ConfigError{Field: "Executors", Reason: fmt.Sprintf("duplicate executor label %q; labels must be unique", l)}
+		}
+		k.execs[l] = e
+		k.order = append(k.order, e)
+	}
+	if len(k.order) == 0 {
+		return nil, &failure.ConfigError{Field: "Executors", Reason: "no executor configured"}
+	}
+	ck, err := newCheckpointer(cfg.Checkpoint, cfg.RunDir, k.log)
+	if err != nil {
+		return nil, err
+	}
+	k.ckpt = ck
+	k.internal = threads.New(threads.Options{Label: InternalLabel, MaxThreads: cfg.InternalThreads})
+	started := []executor.Executor{}
+	for _, e := range append([]executor.Executor{k.internal}, k.order...) {
+		env := executor.Env{RunDir: cfg.RunDir, Logger: k.log.With("executor", e.Label()), BaseContext: k.rootCtx}
+		if err := e.Start(ctx, env); err != nil {
+			for _, s := range started {
+				_ = s.Shutdown(context.Background())
+			}
+			k.cancelRoot()
+			return nil, fmt.Errorf("parsl: starting executor %q: %w", e.Label(), err)
+		}
+		started = append(started, e)
+	}
+	k.ckpt.start()
+	return k, nil
+}
+
+// Logger returns the run's logger.
+func (k *DFK) Logger() *slog.Logger { return k.log }
+
+// RunDir returns the run directory.
+func (k *DFK) RunDir() string { return k.cfg.RunDir }
+
+// Executor returns the executor with the given label.
+func (k *DFK) Executor(label string) (executor.Executor, bool) {
+	e, ok := k.execs[label]
+	return e, ok
+}
+
+// Submit sets up t as a task of app with the given sources and options and
+// starts tracking its inputs. It never blocks: a task that cannot run is
+// completed at once with the reason.
+func (k *DFK) Submit(t *Task, app *registry.App, srcs []Source, opts *CallOptions) {
+	if opts == nil {
+		opts = DefaultCallOptions
+	}
+	t.k, t.srcs = k, srcs
+	t.x.ID = k.nextID.Add(1) - 1
+	t.x.App = app
+	t.x.Opts = opts
+	t.x.Sink = t
+	t.state.Store(int32(Pending))
+	k.submitted.Add(1)
+	k.live.add(t)
+	if k.closed.Load() {
+		advanceSettled(t, Failed, nil, failure.ErrDFKClosed)
+		return
+	}
+	if err := k.check(t); err != nil {
+		advanceSettled(t, Failed, nil, err)
+		return
+	}
+	t.nwait.Store(1)
+	for _, s := range srcs {
+		if d := s.Dep(); d != nil && d.addWaiter(t) {
+			t.nwait.Add(1)
+		}
+	}
+	if t.nwait.Add(-1) == 0 {
+		advance([]*Task{t})
+	}
+}
+
+func advanceSettled(t *Task, st State, res any, err error) {
+	advance(t.settle(nil, st, res, err))
+}
+
+// check validates a submit before any input is waited on, so that mistakes
+// show at once rather than after a long upstream computation.
+func (k *DFK) check(t *Task) error {
+	app := t.x.App
+	for i, s := range t.srcs {
+		if s == nil {
+			return &failure.AppError{TaskID: t.x.ID, App: app.Name, Kind: "nil argument",
+				Message: fmt.Sprintf("argument %d is a nil future or nil Arg; pass parsl.Val(x) or a future returned by Submit", i+1)}
+		}
+		if s.Dep() != nil || i >= len(app.Params) {
+			continue
+		}
+		p := app.Params[i]
+		if p.Unencodable != nil {
+			return &failure.SerializationError{TaskID: t.x.ID, App: app.Name, Arg: i + 1, Err: p.Unencodable}
+		}
+		if p.HasInterface {
+			if err := codec.EncodableValue(s.Value()); err != nil {
+				return &failure.SerializationError{TaskID: t.x.ID, App: app.Name, Arg: i + 1, Err: err}
+			}
+		}
+	}
+	if app.Kind != registry.Join {
+		if _, err := k.pickExecutor(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (k *DFK) pickExecutor(t *Task) (executor.Executor, error) {
+	if t.x.App.Kind == registry.Join {
+		return k.internal, nil
+	}
+	label := t.x.Opts.Executor
+	if label == "" && len(t.x.App.Executors) > 0 {
+		if len(t.x.App.Executors) == 1 {
+			label = t.x.App.Executors[0]
+		} else {
+			label = t.x.App.Executors[k.rr.Add(1)%uint64(len(t.x.App.Executors))]
+		}
+	}
+	if label == "" {
+		if len(k.order) == 1 {
+			return k.order[0], nil
+		}
+		return k.order[k.rr.Add(1)%uint64(len(k.order))], nil
+	}
+	e, ok := k.execs[label]
+	if !ok {
+		labels := make([]string, 0, len(k.order))
+		for _, e := range k.order {
+			labels = append(labels, e.Label())
+		}
+		return nil, &failure.ExecutorError{TaskID: t.x.ID, App: t.x.App.Name, Executor: label,
+			Err: fmt.Errorf("no executor with this label; configured: %v", labels)}
+	}
+	return e, nil
+}
+
+func (k *DFK) setState(t *Task, st State) { t.state.Store(int32(st)) }
+
+type paddedInt struct {
+	atomic.Int64
+	_ [56]byte
+}
+
+// launch starts one try of a ready task. It returns settled=true with the
+// final outcome when the task completes without an executor.
+func (k *DFK) launch(t *Task) (settled bool, st State, res any, err error) {
+	for {
+		settled, st, res, err, retry := k.launchOnce(t)
+		if !retry {
+			return settled, st, res, err
+		}
+	}
+}
+
+func (k *DFK) launchOnce(t *Task) (settled bool, st State, res any, err error, retry bool) {
+	if failed := t.failedDeps(); len(failed) > 0 {
+		return true, DepFail, nil, &failure.DependencyError{TaskID: t.x.ID, App: t.x.App.Name, Failed: failed, Causes: rootCauses(failed)}, false
+	}
+	if k.closed.Load() && k.rootCtx.Err() != nil {
+		return true, Failed, nil, failure.ErrDFKClosed, false
+	}
+	app := t.x.App
+	if t.x.Args == nil && len(t.srcs) > 0 {
+		vals := make([]any, len(t.srcs))
+		for i, s := range t.srcs {
+			vals[i] = s.Value()
+		}
+		t.x.Args = vals
+	}
+	if k.caching(t) {
+		x := t.extra()
+		if x.memoKey == nil {
+			key, kerr := memo.Key(app.Name, app.Version, t.x.Args, k.memoExtra(t))
+			if kerr != nil {
+				return k.tryFailedSync(t, &failure.SerializationError{TaskID: t.x.ID, App: app.Name, Err: kerr})
+			}
+			x.memoKey = &key
+		}
+		if v, ok := k.ckpt.lookup(*x.memoKey, app); ok {
+			return true, MemoDone, v, nil, false
+		}
+	}
+	ex, perr := k.pickExecutor(t)
+	if perr != nil {
+		return true, Failed, nil, perr, false
+	}
+	if app.Kind == registry.Bash {
+		cmd, cerr := buildCommand(k.rootCtx, t)
+		if cerr != nil {
+			return k.tryFailedSync(t, cerr)
+		}
+		t.x.Command = cmd
+	}
+	k.setState(t, Launched)
+	if serr := ex.Submit(&t.x); serr != nil {
+		if errors.Is(serr, failure.ErrDFKClosed) {
+			return true, Failed, nil, failure.ErrDFKClosed, false
+		}
+		return k.tryFailedSync(t, &failure.ExecutorError{TaskID: t.x.ID, App: app.Name, Executor: ex.Label(), Err: serr})
+	}
+	return false, 0, nil, nil, false
+}
+
+// tryFailedSync handles a try that failed before reaching an executor.
+func (k *DFK) tryFailedSync(t *Task, err error) (bool, State, any, error, bool) {
+	if k.retryable(t, err) {
+		return false, 0, nil, nil, true
+	}
+	return true, Failed, nil, k.finalError(t, err), false
+}
+
+// buildCommand runs a bash app's body on the driver to get its command line.
+func buildCommand(ctx context.Context, t *Task) (cmd string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &failure.AppError{TaskID: t.x.ID, App: t.x.App.Name, Kind: "panic", Panicked: true,
+				Message: fmt.Sprint(r), Stack: string(debug.Stack())}
+		}
+	}()
+	v, err := t.x.App.Invoke(ctx, t.x.Args)
+	if err != nil {
+		return "", &failure.AppError{TaskID: t.x.ID, App: t.x.App.Name, Kind: fmt.Sprintf("%T", err), Message: err.Error(), Err: err}
+	}
+	s, _ := v.(string)
+	if s == "" {
+		return "", &failure.AppError{TaskID: t.x.ID, App: t.x.App.Name, Kind: "empty command",
+			Message: "bash app returned an empty command line"}
+	}
+	return s, nil
+}
+
+func (k *DFK) caching(t *Task) bool {
+	if k.cfg.DisableCache {
+		return false
+	}
+	if t.x.Opts.Cache != nil {
+		return *t.x.Opts.Cache
+	}
+	return t.x.App.Cache
+}
+
+// memoExtra returns the call options that change a task's result and so
+// belong in its memo key. For bash apps the command line already carries
+// them; outputs name files the task creates.
+func (k *DFK) memoExtra(t *Task) any {
+	if len(t.x.Opts.Outputs) == 0 {
+		return nil
+	}
+	return t.x.Opts.Outputs
+}
+
+// tryDone handles an executor's report of one try.
+func (k *DFK) tryDone(t *Task, res any, err error) {
+	if err != nil && k.rootCtx.Err() != nil && !errors.Is(err, failure.ErrDFKClosed) {
+		err = fmt.Errorf("%w (task %d was cancelled by Close: %v)", failure.ErrDFKClosed, t.x.ID, err)
+	}
+	if err != nil {
+		if k.retryable(t, err) {
+			k.setState(t, Pending)
+			advance([]*Task{t})
+			return
+		}
+		advanceSettled(t, Failed, nil, k.finalError(t, err))
+		return
+	}
+	if t.x.App.Kind == registry.Join {
+		inner, _ := res.(*Task)
+		if inner == nil {
+			advanceSettled(t, Failed, nil, &failure.AppError{TaskID: t.x.ID, App: t.x.App.Name, Kind: "join",
+				Message: "join app returned a nil future; it must return a future from Submit or parsl.All"})
+			return
+		}
+		t.extra().joined = inner
+		k.setState(t, Joining)
+		if inner.addWaiter(joinWaiter{t}) {
+			return
+		}
+		advance([]*Task{t})
+		return
+	}
+	if t.ext != nil && t.ext.memoKey != nil {
+		k.ckpt.record(*t.ext.memoKey, t.x.App, res)
+	}
+	advanceSettled(t, ExecDone, res, nil)
+}
+
+// retryable records a failed try and reports whether another try is due.
+func (k *DFK) retryable(t *Task, err error) bool {
+	x := t.extra()
+	info := TaskInfo{ID: t.x.ID, App: t.x.App.Name, Try: t.x.Try, FailCount: len(x.attempts) + 1, FailCost: x.failCost}
+	x.attempts = append(x.attempts, err)
+	if errors.Is(err, failure.ErrDFKClosed) || k.closed.Load() && k.rootCtx.Err() != nil {
+		return false
+	}
+	cost := 1.0
+	if h := k.cfg.RetryHandler; h != nil {
+		c, herr := callHandler(h, err, info)
+		if herr != nil {
+			x.attempts[len(x.attempts)-1] = herr
+			x.failCost = float64(k.cfg.Retries) + 1
+			return false
+		}
+		cost = c
+	}
+	x.failCost += cost
+	if x.failCost > float64(k.cfg.Retries) {
+		return false
+	}
+	k.setState(t, FailRetryable)
+	t.x.Try++
+	t.x.Command = ""
+	k.log.Info("task failed, retrying", "task", t.x.ID, "app", t.x.App.Name, "try", t.x.Try, "err", err)
+	return true
+}
+
+func callHandler(h func(error, TaskInfo) float64, err error, info TaskInfo) (cost float64, herr error) {
+	defer func() {
+		if r := recover(); r != nil {
+			herr = &failure.AppError{TaskID: info.ID, App: info.App, Kind: "retry handler panic", Panicked: true,
+				Message: fmt.Sprintf("retry handler panicked: %v", r), Stack: string(debug.Stack())}
+		}
+	}()
+	return h(err, info), nil
+}
+
+func (k *DFK) finalError(t *Task, err error) error {
+	if t.ext == nil || len(t.ext.attempts) <= 1 {
+		if t.ext != nil && len(t.ext.attempts) == 1 {
+			return t.ext.attempts[0]
+		}
+		return err
+	}
+	return &failure.RetryError{TaskID: t.x.ID, App: t.x.App.Name, Attempts: t.ext.attempts}
+}
+
+// settled is called once per task when it completes.
+func (k *DFK) settled(t *Task, old, st State) {
+	k.final[counterIndex(st)].Add(1)
+	k.live.remove(t)
+	if st == Failed || st == DepFail {
+		if t.err != failure.ErrDFKClosed {
+			k.log.Warn("task failed", "task", t.x.ID, "app", t.x.App.Name, "state", st.String(), "err", t.err)
+		}
+	}
+	if k.finished.Add(1) == k.submitted.Load() {
+		k.mu.Lock()
+		if k.idle != nil && k.Outstanding() == 0 {
+			close(k.idle)
+			k.idle = nil
+		}
+		k.mu.Unlock()
+	}
+	// Release what only the running task needed.
+	t.srcs = nil
+	t.x.Args = nil
+}
+
+// Counts returns the number of tasks that have ended in each final state,
+// and the current number in each non-final state. Non-final states are
+// counted by walking the live tasks, so that the hot path keeps no per-state
+// counters; call it for reports, not in a tight loop.
+func (k *DFK) Counts() map[State]int64 {
+	m := make(map[State]int64, len(States))
+	for _, s := range States {
+		if s.Final() {
+			if n := k.final[counterIndex(s)].Load(); n != 0 {
+				m[s] = n
+			}
+		}
+	}
+	k.live.each(func(t *Task) {
+		if s := t.State(); !s.Final() {
+			m[s]++
+		}
+	})
+	return m
+}
+
+// Outstanding returns the number of tasks not yet complete.
+func (k *DFK) Outstanding() int64 {
+	f := k.finished.Load()
+	return k.submitted.Load() - f
+}
+
+// Wait blocks until no task is outstanding, or ctx is done.
+func (k *DFK) Wait(ctx context.Context) error {
+	for {
+		if k.Outstanding() == 0 {
+			return nil
+		}
+		k.mu.Lock()
+		if k.Outstanding() == 0 {
+			k.mu.Unlock()
+			return nil
+		}
+		if k.idle == nil {
+			k.idle = make(chan struct{})
+		}
+		ch := k.idle
+		k.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Checkpoint writes the results recorded since the last checkpoint.
+func (k *DFK) Checkpoint() (int, error) { return k.ckpt.flush() }
+
+// Closed reports whether Close has begun.
+func (k *DFK) Closed() bool { return k.closed.Load() }
+
+// Close stops new submits, waits for outstanding tasks until ctx is done,
+// then cancels what is left, writes the checkpoint and shuts the executors
+// down. It is safe to call more than once; later calls return the first
+// call's result.
+func (k *DFK) Close(ctx context.Context) error {
+	k.closeOnce.Do(func() { k.closeErr = k.close(ctx) })
+	return k.closeErr
+}
+
+func (k *DFK) close(ctx context.Context) error {
+	k.closed.Store(true)
+	waitErr := k.Wait(ctx)
+	if waitErr != nil {
+		// Give up on what is left: cancel running tasks, and fail every task
+		// still waiting so that no future is left hanging.
+		k.cancelRoot()
+		k.log.Warn("close: cancelling outstanding tasks", "outstanding", k.Outstanding(), "reason", waitErr)
+	}
+	var errs []error
+	shutCtx := ctx
+	if waitErr != nil {
+		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shutCtx = c
+	}
+	for i := len(k.order) - 1; i >= 0; i-- {
+		if err := k.order[i].Shutdown(shutCtx); err != nil {
+			errs = append(errs, fmt.Errorf("shutting down executor %q: %w", k.order[i].Label(), err))
+		}
+	}
+	if err := k.internal.Shutdown(shutCtx); err != nil {
+		errs = append(errs, err)
+	}
+	for _, t := range k.live.drain() {
+		advanceSettled(t, Failed, nil, failure.ErrDFKClosed)
+	}
+	k.cancelRoot()
+	if err := k.ckpt.close(); err != nil {
+		errs = append(errs, err)
+	}
+	k.logSummary()
+	return errors.Join(errs...)
+}
+
+func (k *DFK) logSummary() {
+	args := []any{}
+	counts := k.Counts()
+	for _, s := range States {
+		if n := counts[s]; n != 0 {
+			args = append(args, s.String(), n)
+		}
+	}
+	k.log.Info("summary of tasks in DFK", args...)
+}

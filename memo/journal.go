@@ -1,0 +1,361 @@
+package memo
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/parsl-go/parsl/internal/codec"
+)
+
+// Dir is the checkpoint sub-directory of a run directory; the finders and
+// the kernel agree on it so that a later run can locate earlier journals.
+const Dir = "checkpoint"
+
+// FileName is the journal file inside Dir.
+const FileName = "tasks.ckpt"
+
+// MaxRecordSize is the largest record payload accepted. It bounds the memory
+// a damaged length field can make Load allocate, and Append refuses larger
+// records so that everything written can be read back.
+const MaxRecordSize = 256 << 20
+
+// magic opens every journal so that Load can refuse files that are not one.
+const magic = "PGCKPT1\n"
+
+// recordHeaderSize is the length and checksum words before each payload.
+const recordHeaderSize = 8
+
+// maxWrite keeps each write(2) below the size at which the Go runtime would
+// split it, because a split write could interleave with another process.
+const maxWrite = 1 << 30
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Record is one checkpoint journal record: the result of one task, keyed as
+// the memo table keys it.
+type Record struct {
+	// Key is the task's memo key (see Key).
+	Key [32]byte
+	// App is the name of the app that produced the result.
+	App string
+	// Result is the CBOR encoding of the result.
+	Result []byte
+}
+
+// wireRecord is the CBOR payload of a record; short keys keep the per-record
+// overhead small.
+type wireRecord struct {
+	K []byte           `cbor:"k"`
+	A string           `cbor:"a"`
+	R codec.RawMessage `cbor:"r"`
+}
+
+// JournalPath returns the journal path for a run directory, so that writers
+// and readers build it the same way.
+func JournalPath(runDir string) string {
+	return filepath.Join(runDir, Dir, FileName)
+}
+
+// Journal is an append-only checkpoint file. It is safe for concurrent use
+// by many goroutines, and several processes may append to the same file at
+// once: each Append is one write(2) on an O_APPEND descriptor.
+type Journal struct {
+	path string
+	f    *os.File
+
+	// mu is shared by Append and Sync, which may run in parallel since each
+	// write is atomic by itself; Close takes it exclusively.
+	mu     sync.RWMutex
+	closed bool
+
+	// broken is set after a partial write: the file then ends in a torn
+	// record, and anything appended after it could never be read back.
+	broken atomic.Pointer[error]
+}
+
+// OpenJournal opens the journal at path for appending, creating it and its
+// parent directories if needed. An existing non-empty file must already be
+// a journal, so that results are never appended to an unrelated file.
+func OpenJournal(path string) (*Journal, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("memo: create checkpoint directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("memo: open checkpoint: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("memo: open checkpoint: %w", err)
+	}
+	if st.Size() == 0 {
+		// A concurrent opener may write the magic too; Load skips the copy.
+		if _, err := f.Write([]byte(magic)); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("memo: write checkpoint header to %s: %w", path, err)
+		}
+	} else if err := checkMagic(path); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Journal{path: path, f: f}, nil
+}
+
+// checkMagic verifies that the existing file at path is a journal.
+func checkMagic(path string) error {
+	r, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("memo: open checkpoint: %w", err)
+	}
+	defer r.Close()
+	var h [len(magic)]byte
+	n, err := io.ReadFull(r, h[:])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("memo: read checkpoint %s: %w", path, err)
+	}
+	if string(h[:n]) != magic {
+		return fmt.Errorf("memo: %s is not a checkpoint journal (header %q, want %q)", path, h[:n], magic)
+	}
+	return nil
+}
+
+// Path returns the file the journal appends to, for log messages and for
+// handing to Load.
+func (j *Journal) Path() string { return j.path }
+
+// Append writes recs to the journal with a single write(2), so that they
+// never interleave with records from other goroutines or processes. It does
+// not fsync; call Sync when the records must survive a machine crash.
+//
+// Every record is checked to decode exactly as Load will decode it, because
+// one unreadable record would hide all the records after it. An App that is
+// not valid UTF-8, a Result that is not well-formed CBOR or exceeds the
+// codec decode limits, or a record over MaxRecordSize gives an error and
+// nothing is written.
+func (j *Journal) Append(recs ...Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	chunks, err := encodeRecords(recs)
+	if err != nil {
+		return err
+	}
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	if j.closed {
+		return fmt.Errorf("memo: append to checkpoint %s: %w", j.path, os.ErrClosed)
+	}
+	if p := j.broken.Load(); p != nil {
+		return *p
+	}
+	for _, c := range chunks {
+		n, err := j.f.Write(c)
+		if err != nil {
+			err = fmt.Errorf("memo: append to checkpoint %s: %w", j.path, err)
+			if n > 0 {
+				err = fmt.Errorf("%w (the file now ends in a torn record; no further appends are accepted)", err)
+				j.broken.CompareAndSwap(nil, &err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// encodeRecords frames recs, grouping them into as few writes as the
+// maxWrite bound allows (one, in practice).
+func encodeRecords(recs []Record) ([][]byte, error) {
+	var chunks [][]byte
+	var buf []byte
+	for i := range recs {
+		r := &recs[i]
+		if !utf8.ValidString(r.App) {
+			return nil, fmt.Errorf("memo: checkpoint record %d: app name %q is not valid UTF-8", i+1, r.App)
+		}
+		payload, err := codec.Marshal(wireRecord{K: r.Key[:], A: r.App, R: r.Result})
+		if err != nil {
+			return nil, fmt.Errorf("memo: checkpoint record %d (app %s): encode: %w", i+1, r.App, err)
+		}
+		if len(payload) > MaxRecordSize {
+			return nil, fmt.Errorf("memo: checkpoint record %d (app %s): %d bytes exceeds the %d byte limit", i+1, r.App, len(payload), MaxRecordSize)
+		}
+		if _, err := decodePayload(payload); err != nil {
+			return nil, fmt.Errorf("memo: checkpoint record %d (app %s) would not load back: %w", i+1, r.App, err)
+		}
+		if len(buf) > 0 && len(buf)+recordHeaderSize+len(payload) > maxWrite {
+			chunks = append(chunks, buf)
+			buf = nil
+		}
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(payload)))
+		buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(payload, castagnoli))
+		buf = append(buf, payload...)
+	}
+	return append(chunks, buf), nil
+}
+
+// Sync flushes appended records to stable storage.
+func (j *Journal) Sync() error {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	if j.closed {
+		return fmt.Errorf("memo: sync checkpoint %s: %w", j.path, os.ErrClosed)
+	}
+	if err := j.f.Sync(); err != nil {
+		return fmt.Errorf("memo: sync checkpoint %s: %w", j.path, err)
+	}
+	return nil
+}
+
+// Close syncs and closes the journal. Later calls do nothing and return nil,
+// so that it can be both deferred and called explicitly.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return nil
+	}
+	j.closed = true
+	serr := j.f.Sync()
+	cerr := j.f.Close()
+	if serr != nil {
+		return fmt.Errorf("memo: sync checkpoint %s: %w", j.path, serr)
+	}
+	if cerr != nil {
+		return fmt.Errorf("memo: close checkpoint %s: %w", j.path, cerr)
+	}
+	return nil
+}
+
+// decodePayload is the one place that decides whether a payload is a valid
+// record; Append uses it too, so that what is written can be read.
+func decodePayload(p []byte) (Record, error) {
+	var w wireRecord
+	if err := codec.Unmarshal(p, &w); err != nil {
+		return Record{}, fmt.Errorf("bad CBOR: %w", err)
+	}
+	if len(w.K) != len(Record{}.Key) {
+		return Record{}, fmt.Errorf("key is %d bytes, want 32", len(w.K))
+	}
+	if len(w.R) == 0 {
+		return Record{}, errors.New("no result")
+	}
+	r := Record{App: w.A, Result: []byte(w.R)}
+	copy(r.Key[:], w.K)
+	return r, nil
+}
+
+// Load reads the journal at path. Damage (a torn tail left by a killed
+// writer, a bad checksum, bad CBOR, a bad length) ends the read: warn is
+// called once with a message naming the file and the byte offset, and the
+// records before the damage are returned with a nil error, because losing a
+// few cached results only costs re-running their tasks. A missing file (the
+// error wraps os.ErrNotExist) or a file that is not a journal gives an error
+// naming the path. warn may be nil.
+func Load(path string, warn func(msg string)) ([]Record, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("memo: load checkpoint: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 64<<10)
+
+	damaged := func(off int64, n int, format string, a ...any) {
+		if warn != nil {
+			warn(fmt.Sprintf("memo: checkpoint %s: %s at byte offset %d; ignoring the rest of the file (%d records loaded)",
+				path, fmt.Sprintf(format, a...), off, n))
+		}
+	}
+
+	var h [recordHeaderSize]byte
+	n, err := io.ReadFull(r, h[:len(magic)])
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil, nil // created but header not yet written
+	case errors.Is(err, io.ErrUnexpectedEOF) && magic[:n] == string(h[:n]):
+		damaged(0, 0, "torn file header (%d of %d bytes)", n, len(magic))
+		return nil, nil
+	case err != nil && !errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, fmt.Errorf("memo: load checkpoint %s: %w", path, err)
+	case string(h[:n]) != magic:
+		return nil, fmt.Errorf("memo: %s is not a checkpoint journal (header %q, want %q)", path, h[:n], magic)
+	}
+
+	var recs []Record
+	off := int64(len(magic))
+	for {
+		n, err := io.ReadFull(r, h[:])
+		if errors.Is(err, io.EOF) {
+			return recs, nil
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			damaged(off, len(recs), "torn record (file ends %d bytes into the record header)", n)
+			return recs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("memo: load checkpoint %s at byte offset %d: %w", path, off, err)
+		}
+		if string(h[:]) == magic {
+			off += int64(len(magic))
+			continue
+		}
+		size := binary.LittleEndian.Uint32(h[0:4])
+		sum := binary.LittleEndian.Uint32(h[4:8])
+		if size > MaxRecordSize {
+			damaged(off, len(recs), "corrupt record (length %d exceeds the %d byte limit)", size, MaxRecordSize)
+			return recs, nil
+		}
+		payload, err := readPayload(r, int(size))
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			damaged(off, len(recs), "torn record (file ends %d bytes into a %d byte payload)", len(payload), size)
+			return recs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("memo: load checkpoint %s at byte offset %d: %w", path, off, err)
+		}
+		if got := crc32.Checksum(payload, castagnoli); got != sum {
+			damaged(off, len(recs), "corrupt record (checksum %08x, want %08x)", got, sum)
+			return recs, nil
+		}
+		rec, err := decodePayload(payload)
+		if err != nil {
+			damaged(off, len(recs), "corrupt record (%v)", err)
+			return recs, nil
+		}
+		recs = append(recs, rec)
+		off += recordHeaderSize + int64(size)
+	}
+}
+
+// readPayload reads n bytes, growing its buffer only as data arrives, so a
+// damaged length cannot make it allocate far more than the file holds.
+func readPayload(r io.Reader, n int) ([]byte, error) {
+	const chunk = 1 << 20
+	buf := make([]byte, 0, min(n, chunk))
+	for len(buf) < n {
+		want := min(n-len(buf), chunk)
+		buf = slices.Grow(buf, want)
+		m, err := io.ReadFull(r, buf[len(buf):len(buf)+want])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// LoadDir loads the journal in a checkpoint directory as returned by
+// AllCheckpoints and LastCheckpoint.
+func LoadDir(dir string, warn func(msg string)) ([]Record, error) {
+	return Load(filepath.Join(dir, FileName), warn)
+}

@@ -1,0 +1,201 @@
+package parsl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/parsl-go/parsl/executor"
+	"github.com/parsl-go/parsl/executor/threads"
+	"github.com/parsl-go/parsl/internal/dataflow"
+	"github.com/parsl-go/parsl/internal/registry"
+	"github.com/parsl-go/parsl/memo"
+)
+
+// State is a task's state, with Python Parsl's names.
+type State = dataflow.State
+
+// Task states.
+const (
+	StatePending       = dataflow.Pending
+	StateLaunched      = dataflow.Launched
+	StateRunning       = dataflow.Running
+	StateRunningEnded  = dataflow.RunningEnded
+	StateExecDone      = dataflow.ExecDone
+	StateFailed        = dataflow.Failed
+	StateDepFail       = dataflow.DepFail
+	StateFailRetryable = dataflow.FailRetryable
+	StateMemoDone      = dataflow.MemoDone
+	StateJoining       = dataflow.Joining
+	StateUnsched       = dataflow.Unsched
+)
+
+// DFK is a DataFlowKernel: it owns the task graph and the executors of one
+// run. Several DFKs can live in one process; they share nothing but the
+// app registry.
+type DFK struct {
+	k       *dataflow.DFK
+	runDir  string
+	logFile *os.File
+}
+
+// Load starts a DFK: it makes the run directory, opens the log, loads
+// checkpoints and starts the executors. Close it when done.
+func Load(ctx context.Context, cfg Config) (*DFK, error) {
+	registry.Freeze()
+	base := cfg.RunDir
+	if base == "" {
+		base = "runinfo"
+	}
+	runDir, err := makeRunDir(base)
+	if err != nil {
+		return nil, err
+	}
+	d := &DFK{runDir: runDir}
+	logger := cfg.Logger
+	if logger == nil {
+		f, err := os.OpenFile(filepath.Join(runDir, "parsl.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("parsl: cannot create the log in run directory %s: %w", runDir, err)
+		}
+		d.logFile = f
+		logger = slog.New(newHandler(f, cfg))
+	}
+	logger = logger.With("run_dir", runDir)
+	execs := cfg.Executors
+	if len(execs) == 0 {
+		execs = []executor.Executor{threads.New(threads.Options{})}
+	}
+	k, err := dataflow.New(ctx, dataflow.Config{
+		RunDir:       runDir,
+		Executors:    execs,
+		Retries:      cfg.Retries,
+		RetryHandler: cfg.RetryHandler,
+		DisableCache: cfg.DisableAppCache,
+		Checkpoint: dataflow.CheckpointConfig{
+			Mode: cfg.CheckpointMode, Period: cfg.CheckpointPeriod,
+			Files: cfg.CheckpointFiles, BaseRunDir: base,
+		},
+		Logger:          logger,
+		Owner:           d,
+		InternalThreads: cfg.InternalThreads,
+	})
+	if err != nil {
+		if d.logFile != nil {
+			d.logFile.Close()
+		}
+		return nil, err
+	}
+	d.k = k
+	logger.Info("DFK loaded", "executors", len(execs), "apps", len(registry.Names()), "registry_digest", registry.Digest())
+	if !cfg.NoSignalHandler {
+		watchSignals(d)
+	}
+	return d, nil
+}
+
+func newHandler(w io.Writer, cfg Config) slog.Handler {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
+}
+
+// makeRunDir creates base/NNN with the next free number. Mkdir fails on an
+// existing directory, so two processes starting at once get different ones.
+func makeRunDir(base string) (string, error) {
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return "", fmt.Errorf("parsl: cannot create run directory %s: %w (set Config.RunDir to a writable place)", base, err)
+	}
+	next := 0
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return "", fmt.Errorf("parsl: cannot read run directory %s: %w", base, err)
+	}
+	for _, e := range entries {
+		if n, err := strconv.Atoi(e.Name()); err == nil && n >= next {
+			next = n + 1
+		}
+	}
+	for i := 0; i < 1000; i++ {
+		dir := filepath.Join(base, fmt.Sprintf("%03d", next+i))
+		err := os.Mkdir(dir, 0o755)
+		if err == nil {
+			return dir, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("parsl: cannot create run directory %s: %w (set Config.RunDir to a writable place)", dir, err)
+		}
+	}
+	return "", fmt.Errorf("parsl: cannot find a free run directory under %s", base)
+}
+
+// Close stops new submits, waits for the outstanding tasks until ctx ends,
+// then cancels what is left (those futures fail with ErrDFKClosed), writes
+// the checkpoint and shuts the executors down. Futures completed before
+// Close keep their results. Calling Close again returns the first result.
+func (d *DFK) Close(ctx context.Context) error {
+	if d == nil || d.k == nil {
+		return nil
+	}
+	err := d.k.Close(ctx)
+	unwatchSignals(d)
+	if d.logFile != nil {
+		d.logFile.Sync()
+		// The file stays open: late log lines from abandoned tasks must not
+		// hit a closed file. It is closed when the DFK is collected.
+	}
+	return err
+}
+
+// Wait blocks until no task is outstanding, or ctx ends.
+func (d *DFK) Wait(ctx context.Context) error { return d.k.Wait(ctx) }
+
+// Checkpoint writes the results memoized since the last checkpoint and
+// returns how many it wrote. It is how CheckpointManual checkpoints.
+func (d *DFK) Checkpoint() (int, error) { return d.k.Checkpoint() }
+
+// RunDir returns this run's directory (runinfo/NNN).
+func (d *DFK) RunDir() string { return d.runDir }
+
+// Logger returns the run's logger.
+func (d *DFK) Logger() *slog.Logger { return d.k.Logger() }
+
+// Outstanding returns the number of tasks not yet complete.
+func (d *DFK) Outstanding() int64 { return d.k.Outstanding() }
+
+// Counts returns how many tasks are in each non-final state now, and how
+// many have ended in each final state.
+func (d *DFK) Counts() map[State]int64 { return d.k.Counts() }
+
+func (d *DFK) submit(t *dataflow.Task, app *registry.App, srcs []dataflow.Source, opts []CallOption) {
+	if d == nil || d.k == nil {
+		dataflow.Completed(t, nil, &AppError{TaskID: -1, App: app.Name, Kind: "nil DFK",
+			Message: "Submit called with a nil *DFK; pass the DFK returned by parsl.Load"})
+		return
+	}
+	co := dataflow.DefaultCallOptions
+	if len(opts) > 0 {
+		co = &dataflow.CallOptions{}
+		for _, o := range opts {
+			if o != nil {
+				o(co)
+			}
+		}
+	}
+	d.k.Submit(t, app, srcs, co)
+}
+
+// AllCheckpoints returns every checkpoint directory under runDir, oldest
+// first, for Config.CheckpointFiles.
+func AllCheckpoints(runDir string) ([]string, error) { return memo.AllCheckpoints(runDir) }
+
+// LastCheckpoint returns the newest checkpoint directory under runDir (a
+// list of at most one), for Config.CheckpointFiles.
+func LastCheckpoint(runDir string) ([]string, error) { return memo.LastCheckpoint(runDir) }
