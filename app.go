@@ -49,5 +49,8 @@ func joined[R any](f *Future[R]) any {
 
 func dfkFrom(ctx context.Context) *DFK {
 	d, _ := dataflow.OwnerFrom(ctx).(*DFK)
+	if d != nil && d.joinView != nil {
+		return d.joinView
+	}
 	return d
 }

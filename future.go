@@ -112,6 +112,18 @@ func All[T any](args ...Arg[T]) *Future[[]T] {
 	return f
 }
 
+// Gather is All for a slice of futures of one app, which Go cannot pass to
+// All directly ([]*Future[T] is not []Arg[T]).
+func Gather[T any](fs ...*Future[T]) *Future[[]T] {
+	args := make([]Arg[T], len(fs))
+	for i, f := range fs {
+		if f != nil {
+			args[i] = f
+		}
+	}
+	return All(args...)
+}
+
 // Promise is a future completed by the program rather than by a task: a way
 // to make tasks wait on something outside the workflow (a message, a file
 // appearing). Its future can be passed to apps like any other.

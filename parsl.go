@@ -42,6 +42,10 @@ type DFK struct {
 	k       *dataflow.DFK
 	runDir  string
 	logFile *os.File
+	// joinView is the DFK handed to join app bodies: the same kernel, but
+	// what they submit are inner tasks, which Close accepts while it waits.
+	joinView *DFK
+	inner    bool
 }
 
 // Load starts a DFK: it makes the run directory, opens the log, loads
@@ -92,6 +96,7 @@ func Load(ctx context.Context, cfg Config) (*DFK, error) {
 		return nil, err
 	}
 	d.k = k
+	d.joinView = &DFK{k: k, runDir: runDir, inner: true}
 	logger.Info("DFK loaded", "executors", len(execs), "apps", len(registry.Names()), "registry_digest", registry.Digest())
 	if !cfg.NoSignalHandler {
 		watchSignals(d)
@@ -188,6 +193,10 @@ func (d *DFK) submit(t *dataflow.Task, app *registry.App, srcs []dataflow.Source
 				o(co)
 			}
 		}
+	}
+	if d.inner {
+		d.k.SubmitInner(t, app, srcs, co)
+		return
 	}
 	d.k.Submit(t, app, srcs, co)
 }

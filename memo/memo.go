@@ -65,6 +65,9 @@ func Key(app, version string, args []any, extra ...any) ([32]byte, error) {
 	if extra == nil {
 		extra = []any{}
 	}
+	if k, ok := fastKey(app, version, args, extra); ok {
+		return k, nil
+	}
 	b, err := codec.Marshal([4]any{app, version, args, extra})
 	if err != nil {
 		return [32]byte{}, keyError(args, extra, err)

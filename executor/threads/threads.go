@@ -41,6 +41,7 @@ type Executor struct {
 	cond   sync.Cond
 	queue  []*executor.Task
 	head   int
+	idle   int // workers waiting on cond
 	closed bool
 
 	ctx       context.Context
@@ -104,8 +105,13 @@ func (e *Executor) Submit(t *executor.Task) error {
 		return failure.ErrDFKClosed
 	}
 	e.queue = append(e.queue, t)
+	wake := e.idle > 0
 	e.mu.Unlock()
-	e.cond.Signal()
+	if wake {
+		// A busy worker takes the task when it comes back to the queue;
+		// signalling only idle ones saves a futex call per task under load.
+		e.cond.Signal()
+	}
 	return nil
 }
 
@@ -114,7 +120,9 @@ func (e *Executor) work() {
 	for {
 		e.mu.Lock()
 		for e.head == len(e.queue) && !e.closed {
+			e.idle++
 			e.cond.Wait()
+			e.idle--
 		}
 		if e.head == len(e.queue) {
 			e.mu.Unlock()
@@ -196,8 +204,12 @@ func (e *Executor) runWithWalltime(t *executor.Task) (any, error) {
 	ctx, cancel := context.WithTimeout(e.ctx, t.Opts.Walltime)
 	defer cancel()
 	ch := make(chan outcome, 1)
+	// The app goroutine gets its own copy of the try: once the walltime has
+	// passed it may be abandoned, and the kernel then reuses or clears t
+	// (a retry, or releasing Args when the task settles).
+	x := *t
 	go func() {
-		r, err := invoke(ctx, t)
+		r, err := invoke(ctx, &x)
 		ch <- outcome{r, err}
 	}()
 	select {

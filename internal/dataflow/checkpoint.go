@@ -63,7 +63,9 @@ func newCheckpointer(cfg CheckpointConfig, runDir string, log *slog.Logger) (*ch
 	}
 	c := &checkpointer{cfg: cfg, log: log, table: memo.NewTable(), path: filepath.Join(runDir, memo.Dir, memo.FileName), stop: make(chan struct{})}
 	files := cfg.Files
+	implicit := false
 	if files == nil && cfg.Mode != CheckpointNone && cfg.BaseRunDir != "" {
+		implicit = true
 		all, err := memo.AllCheckpoints(cfg.BaseRunDir)
 		if err != nil {
 			return nil, fmt.Errorf("parsl: finding previous checkpoints under %s: %w", cfg.BaseRunDir, err)
@@ -74,6 +76,12 @@ func newCheckpointer(cfg CheckpointConfig, runDir string, log *slog.Logger) (*ch
 	for _, dir := range files {
 		recs, err := memo.LoadDir(dir, func(msg string) { log.Warn(msg) })
 		if err != nil {
+			if implicit {
+				// Found by scanning earlier runs, not asked for: one damaged
+				// old run must not stop every later one.
+				log.Warn("skipping an unreadable checkpoint of an earlier run", "dir", dir, "err", err)
+				continue
+			}
 			return nil, &failure.ConfigError{Field: "CheckpointFiles", Reason: fmt.Sprintf("cannot load checkpoint %s: %v", dir, err)}
 		}
 		for _, r := range recs {
@@ -125,6 +133,14 @@ func (c *checkpointer) lookup(key [32]byte, app *registry.App) (any, bool) {
 		return nil, false
 	}
 	c.table.Put(key, memo.Entry{App: app.Name, Value: v, HasValue: true})
+	// As in Parsl, a result reused from an earlier checkpoint goes into this
+	// run's checkpoint too, so that a later run loading only the last
+	// checkpoint (LastCheckpoint) still finds it. Only the first use in
+	// this run gets here (the entry held Raw until now); two tasks hitting
+	// it at once may both write it, which is harmless.
+	if c.cfg.Mode != CheckpointNone {
+		c.write(memo.Record{Key: key, App: app.Name, Result: e.Raw})
+	}
 	return v, true
 }
 
@@ -140,7 +156,12 @@ func (c *checkpointer) record(key [32]byte, app *registry.App, res any) {
 		c.log.Warn("result cannot be checkpointed (not CBOR-encodable); it stays memoized for this run only", "app", app.Name, "err", err)
 		return
 	}
-	rec := memo.Record{Key: key, App: app.Name, Result: raw}
+	c.write(memo.Record{Key: key, App: app.Name, Result: raw})
+}
+
+// write appends rec to the journal now (task_exit) or queues it for the
+// next flush.
+func (c *checkpointer) write(rec memo.Record) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -177,6 +198,11 @@ func (c *checkpointer) openLocked() error {
 func (c *checkpointer) flush() (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		// Close wrote everything and closed the journal; syncing it now
+		// would fail with "file already closed".
+		return 0, nil
+	}
 	return c.flushLocked()
 }
 

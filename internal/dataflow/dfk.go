@@ -158,6 +158,17 @@ func (k *DFK) Executor(label string) (executor.Executor, bool) {
 // starts tracking its inputs. It never blocks: a task that cannot run is
 // completed at once with the reason.
 func (k *DFK) Submit(t *Task, app *registry.App, srcs []Source, opts *CallOptions) {
+	k.submit(t, app, srcs, opts, false)
+}
+
+// SubmitInner is Submit for the inner tasks of a join app's body. They are
+// part of a task that Close waits for, so they are accepted until Close
+// gives up and cancels, not refused as soon as Close begins.
+func (k *DFK) SubmitInner(t *Task, app *registry.App, srcs []Source, opts *CallOptions) {
+	k.submit(t, app, srcs, opts, true)
+}
+
+func (k *DFK) submit(t *Task, app *registry.App, srcs []Source, opts *CallOptions, inner bool) {
 	if opts == nil {
 		opts = DefaultCallOptions
 	}
@@ -169,7 +180,7 @@ func (k *DFK) Submit(t *Task, app *registry.App, srcs []Source, opts *CallOption
 	t.state.Store(int32(Pending))
 	k.submitted.Add(1)
 	k.live.add(t)
-	if k.closed.Load() {
+	if k.closed.Load() && (!inner || k.rootCtx.Err() != nil) {
 		advanceSettled(t, Failed, nil, failure.ErrDFKClosed)
 		return
 	}
@@ -177,10 +188,13 @@ func (k *DFK) Submit(t *Task, app *registry.App, srcs []Source, opts *CallOption
 		advanceSettled(t, Failed, nil, err)
 		return
 	}
-	t.nwait.Store(1)
+	// Count every input before registering any: an input may complete
+	// (and decrement) as soon as t is in its waiter list, and the count
+	// must not reach zero until the last input has been looked at.
+	t.nwait.Store(int32(len(srcs)) + 1)
 	for _, s := range srcs {
-		if d := s.Dep(); d != nil && d.addWaiter(t) {
-			t.nwait.Add(1)
+		if d := s.Dep(); d == nil || !d.addWaiter(t) {
+			t.nwait.Add(-1)
 		}
 	}
 	if t.nwait.Add(-1) == 0 {
@@ -200,6 +214,11 @@ func (k *DFK) check(t *Task) error {
 		if s == nil {
 			return &failure.AppError{TaskID: t.x.ID, App: app.Name, Kind: "nil argument",
 				Message: fmt.Sprintf("argument %d is a nil future or nil Arg; pass parsl.Val(x) or a future returned by Submit", i+1)}
+		}
+		if d := s.Dep(); d != nil && d.kind == kindApp && d.k == nil && !d.done.Load() {
+			// A Future that no Submit set up would never complete.
+			return &failure.AppError{TaskID: t.x.ID, App: app.Name, Kind: "unsubmitted future",
+				Message: fmt.Sprintf("argument %d is a future that was never submitted (a zero parsl.Future); pass a future returned by Submit", i+1)}
 		}
 		if s.Dep() != nil || i >= len(app.Params) {
 			continue
@@ -271,6 +290,10 @@ func (k *DFK) launch(t *Task) (settled bool, st State, res any, err error) {
 }
 
 func (k *DFK) launchOnce(t *Task) (settled bool, st State, res any, err error, retry bool) {
+	if t.done.Load() {
+		// Defence in depth: a completed task is never launched again.
+		return false, 0, nil, nil, false
+	}
 	if failed := t.failedDeps(); len(failed) > 0 {
 		return true, DepFail, nil, &failure.DependencyError{TaskID: t.x.ID, App: t.x.App.Name, Failed: failed, Causes: rootCauses(failed)}, false
 	}
@@ -288,7 +311,7 @@ func (k *DFK) launchOnce(t *Task) (settled bool, st State, res any, err error, r
 	if k.caching(t) {
 		x := t.extra()
 		if x.memoKey == nil {
-			key, kerr := memo.Key(app.Name, app.Version, t.x.Args, k.memoExtra(t))
+			key, kerr := memo.Key(app.Name, app.Version, t.x.Args, k.memoExtra(t)...)
 			if kerr != nil {
 				return k.tryFailedSync(t, &failure.SerializationError{TaskID: t.x.ID, App: app.Name, Err: kerr})
 			}
@@ -360,11 +383,11 @@ func (k *DFK) caching(t *Task) bool {
 // memoExtra returns the call options that change a task's result and so
 // belong in its memo key. For bash apps the command line already carries
 // them; outputs name files the task creates.
-func (k *DFK) memoExtra(t *Task) any {
+func (k *DFK) memoExtra(t *Task) []any {
 	if len(t.x.Opts.Outputs) == 0 {
 		return nil
 	}
-	return t.x.Opts.Outputs
+	return []any{t.x.Opts.Outputs}
 }
 
 // tryDone handles an executor's report of one try.
@@ -421,7 +444,9 @@ func (k *DFK) retryable(t *Task, err error) bool {
 		cost = c
 	}
 	x.failCost += cost
-	if x.failCost > float64(k.cfg.Retries) {
+	// Written so that a NaN cost stops retries instead of allowing them
+	// forever (as in Parsl: retry only while fail_cost <= retries).
+	if !(x.failCost <= float64(k.cfg.Retries)) {
 		return false
 	}
 	k.setState(t, FailRetryable)

@@ -30,13 +30,13 @@ type Waiter interface {
 // NewPromise. It is embedded by value in parsl.Future so that a submit costs
 // one allocation for both.
 type Task struct {
-	x      executor.Task // the try handed to executors; x.Sink == this task
-	k      *DFK          // nil for gathers and promises
-	srcs   []Source
-	state  atomic.Int32
-	nwait  atomic.Int32
-	done   atomic.Bool
-	kind   nodeKind
+	x     executor.Task // the try handed to executors; x.Sink == this task
+	k     *DFK          // nil for gathers and promises
+	srcs  []Source
+	state atomic.Int32
+	nwait atomic.Int32
+	done  atomic.Bool
+	kind  nodeKind
 
 	mu      sync.Mutex
 	waiters []Waiter
@@ -163,6 +163,11 @@ func (t *Task) complete(st State, res any, err error) (ws []Waiter, old State, o
 	t.done.Store(true)
 	ws = t.waiters
 	t.waiters = nil
+	if t.k != nil {
+		// Book-keeping before the future is seen as done, so that a Get
+		// that returns is followed by Counts and Wait that agree.
+		t.k.settled(t, old, st)
+	}
 	if t.doneCh != nil {
 		close(t.doneCh)
 	}
@@ -272,12 +277,9 @@ func advance(stack []*Task) {
 
 // settle completes t and pushes the waiters that became ready onto stack.
 func (t *Task) settle(stack []*Task, st State, res any, err error) []*Task {
-	ws, old, ok := t.complete(st, res, err)
+	ws, _, ok := t.complete(st, res, err)
 	if !ok {
 		return stack
-	}
-	if t.k != nil {
-		t.k.settled(t, old, st)
 	}
 	for _, w := range ws {
 		if r := w.depDone(t); r != nil {
@@ -295,10 +297,13 @@ func NewGather(t *Task, srcs []Source, combine func([]any) any) {
 	t.extra().combine = combine
 	t.x.ID = -1
 	t.state.Store(int32(Pending))
-	t.nwait.Store(1)
+	// Count every input before registering any: an input may complete
+	// (and decrement) as soon as t is in its waiter list, and the count
+	// must not reach zero until the last input has been looked at.
+	t.nwait.Store(int32(len(srcs)) + 1)
 	for _, s := range srcs {
-		if d := s.Dep(); d != nil && d.addWaiter(t) {
-			t.nwait.Add(1)
+		if d := s.Dep(); d == nil || !d.addWaiter(t) {
+			t.nwait.Add(-1)
 		}
 	}
 	if t.nwait.Add(-1) == 0 {

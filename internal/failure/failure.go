@@ -60,7 +60,11 @@ type DependencyError struct {
 
 func (e *DependencyError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "task %d (%s) not run: dependency failure of ", e.TaskID, e.App)
+	if e.TaskID < 0 {
+		fmt.Fprintf(&b, "%s: dependency failure of ", e.App)
+	} else {
+		fmt.Fprintf(&b, "task %d (%s) not run: dependency failure of ", e.TaskID, e.App)
+	}
 	for i, f := range e.Failed {
 		if i > 0 {
 			b.WriteString(", ")

@@ -88,12 +88,29 @@ func (a *App) Signature() string {
 	return b.String()
 }
 
+// typeName spells a type with full package paths, so that two packages
+// with the same short name do not give the same signature.
 func typeName(t reflect.Type) string {
 	if t == nil {
 		return "any"
 	}
-	if t.PkgPath() != "" {
-		return t.PkgPath() + "." + t.Name()
+	if t.Name() != "" {
+		if t.PkgPath() != "" {
+			return t.PkgPath() + "." + t.Name()
+		}
+		return t.Name()
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return "*" + typeName(t.Elem())
+	case reflect.Slice:
+		return "[]" + typeName(t.Elem())
+	case reflect.Array:
+		return fmt.Sprintf("[%d]%s", t.Len(), typeName(t.Elem()))
+	case reflect.Map:
+		return "map[" + typeName(t.Key()) + "]" + typeName(t.Elem())
+	case reflect.Chan:
+		return "chan " + typeName(t.Elem())
 	}
 	return t.String()
 }
