@@ -3,6 +3,8 @@ package parsl
 import (
 	"fmt"
 	"os"
+
+	"github.com/parsl-go/parsl/workerpool"
 )
 
 // RoleEnv is the environment variable that turns a program into a worker
@@ -11,7 +13,9 @@ const RoleEnv = "PARSL_ROLE"
 
 // roles maps a PARSL_ROLE value to the function that serves it. Executors
 // that start copies of the binary register here.
-var roles = map[string]func() int{}
+var roles = map[string]func() int{
+	"pool": workerpool.Main,
+}
 
 // Main must be the first statement of main (and of TestMain). When the
 // program was started as a worker pool or interchange (PARSL_ROLE set), it

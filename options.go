@@ -59,7 +59,10 @@ func Outputs(files ...File) CallOption {
 	return func(o *dataflow.CallOptions) { o.Outputs = append(o.Outputs, paths...) }
 }
 
-// Priority orders queued tasks on executors that support it: higher first.
+// Priority orders queued tasks on executors that support it (htex), as in
+// Parsl: a lower value runs sooner, and tasks without a priority (0) run
+// after all tasks that have one. The threads executor runs tasks in the
+// order they become ready.
 func Priority(n int) CallOption { return func(o *dataflow.CallOptions) { o.Priority = n } }
 
 // Cache turns memoization on or off for this call, whatever the app says.

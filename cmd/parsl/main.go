@@ -3,10 +3,13 @@
 //	parsl version    prints the module version, VCS revision and Go version
 //	parsl perf       measures task throughput, latency and memory, like
 //	                 Python's parsl-perf
+//	parsl pool       runs a generic (bash-only) worker pool for the
+//	                 high-throughput executor
 package main
 
 import (
 	"context"
+	"errors"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -17,7 +20,11 @@ import (
 func main() {
 	parsl.Main()
 	if err := newRootCmd().ExecuteContext(context.Background()); err != nil {
-		// Cobra has already printed "Error: ..." to stderr.
+		// Cobra (or the command) has already printed the reason to stderr.
+		var ec interface{ ExitCode() int }
+		if errors.As(err, &ec) {
+			os.Exit(ec.ExitCode())
+		}
 		os.Exit(1)
 	}
 }
@@ -31,6 +38,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true, // a failed run is not a usage mistake
 		SilenceErrors: false,
 	}
-	root.AddCommand(newVersionCmd(), newPerfCmd())
+	root.AddCommand(newVersionCmd(), newPerfCmd(), newPoolCmd())
 	return root
 }

@@ -120,7 +120,7 @@ func TestPerfBadFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--executor", "htex"}, "htex is not available yet"},
+		{[]string{"--executor", "htex", "--prefetch", "-1"}, "--prefetch must not be negative"},
 		{[]string{"--executor", "dask"}, `"dask" is unknown`},
 		{[]string{"--tasks", "10,x"}, `"x" is not a positive whole number`},
 		{[]string{"--tasks", "0"}, `"0" is not a positive`},
@@ -197,5 +197,29 @@ func TestProgress(t *testing.T) {
 		p.step("one")
 		p.step("two")
 		p.finish(ok)
+	}
+}
+
+func TestPerfHtexJSON(t *testing.T) {
+	for _, tlsArgs := range [][]string{nil, {"--no-tls"}} {
+		args := append([]string{"perf", "--executor", "htex", "--tasks", "200", "--repeat", "1", "--latency-samples", "50",
+			"--heap-tasks", "50", "--threads", "2", "--prefetch", "16", "--json", "--run-dir", t.TempDir()}, tlsArgs...)
+		out, _, err := run(t, args...)
+		if err != nil {
+			t.Fatalf("perf %v: %v", tlsArgs, err)
+		}
+		var r perfResult
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("output is not JSON: %v\n%s", err, out)
+		}
+		if r.Executor != "htex" || r.EndToEnd["200"].Min <= 0 || r.Latency.P50 <= 0 || r.FirstResultMs <= 0 {
+			t.Errorf("bad htex result %+v", r)
+		}
+		if r.TLS == nil || *r.TLS != (tlsArgs == nil) {
+			t.Errorf("tls = %v, want %v", r.TLS, tlsArgs == nil)
+		}
+		if r.PoolPeakRSSBytes <= 0 {
+			t.Errorf("pool peak RSS not measured: %+v", r)
+		}
 	}
 }

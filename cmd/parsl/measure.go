@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/parsl-go/parsl"
 	"github.com/parsl-go/parsl/executor"
+	"github.com/parsl-go/parsl/executor/htex"
 )
 
 // The apps perf runs. Like parsl-perf's app, they take one argument and
@@ -35,12 +38,41 @@ type perfRun struct {
 	progress progress
 }
 
-func (p *perfRun) load() (*parsl.DFK, error) {
+func (p *perfRun) load() (*parsl.DFK, executor.Executor, error) {
 	ex, err := p.newExec()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return parsl.Load(p.ctx, parsl.Config{Executors: []executor.Executor{ex}, RunDir: p.base})
+	dfk, err := parsl.Load(p.ctx, parsl.Config{Executors: []executor.Executor{ex}, RunDir: p.base})
+	return dfk, ex, err
+}
+
+// poolPeakRSS returns the largest peak resident set (VmHWM) among the
+// pool processes of an htex executor, read from /proc while they still
+// run; 0 when unknown.
+func poolPeakRSS(ex executor.Executor) int64 {
+	h, ok := ex.(*htex.Executor)
+	if !ok {
+		return 0
+	}
+	var peak int64
+	for _, id := range h.JobIDs() {
+		b, err := os.ReadFile("/proc/" + id + "/status")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				f := strings.Fields(rest)
+				if len(f) == 2 && f[1] == "kB" {
+					if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+						peak = max(peak, kb*1024)
+					}
+				}
+			}
+		}
+	}
+	return peak
 }
 
 func (p *perfRun) run() (*perfResult, error) {
@@ -63,7 +95,7 @@ func (p *perfRun) run() (*perfResult, error) {
 	}
 	res.FirstResultMs = round(float64(first)/float64(time.Millisecond), 3)
 
-	dfk, err := p.load()
+	dfk, ex, err := p.load()
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +147,11 @@ func (p *perfRun) run() (*perfResult, error) {
 	}
 	res.HeapBytesPerTask, res.HeapTasks = round(perTask, 1), p.heapN
 
+	res.PoolPeakRSSBytes = poolPeakRSS(ex)
+	if p.opts.executor == "htex" {
+		tls := !p.opts.noTLS
+		res.TLS = &tls
+	}
 	if err := dfk.Close(p.ctx); err != nil {
 		return nil, fmt.Errorf("closing the DFK: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/parsl-go/parsl/executor"
+	"github.com/parsl-go/parsl/executor/htex"
 	"github.com/parsl-go/parsl/executor/threads"
 )
 
@@ -27,6 +28,8 @@ type perfOptions struct {
 	heapTasks      int
 	json           bool
 	runDir         string
+	noTLS          bool
+	prefetch       int
 }
 
 func newPerfCmd() *cobra.Command {
@@ -42,7 +45,12 @@ func newPerfCmd() *cobra.Command {
   first result         from just before parsl.Load to the first task's result, fresh DFK and run dir
   heap per task        heap growth per task while N tasks wait on one unresolved promise
   memo hit             cost of a submit+Get answered from the app cache
-  peak RSS             getrusage maxrss of this process
+  peak RSS             getrusage maxrss of this process (and, with htex, the
+                       peak RSS of the pool processes, from /proc VmHWM)
+
+With --executor htex, perf starts one worker pool (this same binary) with
+--threads workers, over TLS unless --no-tls; first result includes starting
+the pool.
 
 Throughput is measured --repeat times per task count, after one unrecorded
 warm-up round of the largest count, and shown as min/median/max.
@@ -51,10 +59,12 @@ Timings are noisy on shared machines: compare numbers from the same run.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPerf(cmd, o) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.executor, "executor", "threads", `executor to measure: "threads" ("htex" is not available yet)`)
+	f.StringVar(&o.executor, "executor", "threads", `executor to measure: "threads" or "htex" (one local pool)`)
 	f.StringVar(&o.tasks, "tasks", "1000,10000,100000", "comma-separated task counts for the throughput rounds")
 	f.IntVar(&o.repeat, "repeat", 3, "throughput rounds per task count")
-	f.IntVar(&o.threads, "threads", runtime.NumCPU(), "worker goroutines of the threads executor")
+	f.IntVar(&o.threads, "threads", runtime.NumCPU(), "worker goroutines of the threads executor, or workers of the htex pool")
+	f.BoolVar(&o.noTLS, "no-tls", false, "htex: plain TCP between the interchange and the pool (default TLS)")
+	f.IntVar(&o.prefetch, "prefetch", 1024, "htex: tasks the pool may hold beyond its workers, so that workers never wait for the network")
 	f.IntVar(&o.latencySamples, "latency-samples", 10000, "sequential round trips for the latency percentiles, and cache hits for memo_hit_ns")
 	f.IntVar(&o.heapTasks, "heap-tasks", 0, "tasks blocked on one promise for heap_bytes_per_task (default: the largest --tasks)")
 	f.BoolVar(&o.json, "json", false, "print one JSON object instead of a table")
@@ -83,14 +93,15 @@ func parseTasks(s string) ([]int, error) {
 }
 
 // newExecutor makes the executor named by --executor.
-func newExecutor(name string, workers int) (executor.Executor, error) {
-	switch name {
+func newExecutor(o *perfOptions) (executor.Executor, error) {
+	switch o.executor {
 	case "threads":
-		return threads.New(threads.Options{MaxThreads: workers}), nil
+		return threads.New(threads.Options{MaxThreads: o.threads}), nil
 	case "htex":
-		return nil, fmt.Errorf(`--executor htex is not available yet: the high-throughput executor has not been ported to parsl perf; use --executor threads`)
+		tls := !o.noTLS
+		return htex.New(htex.Options{MaxWorkersPerNode: o.threads, Prefetch: o.prefetch, Encrypted: &tls, Blocks: 1}), nil
 	default:
-		return nil, fmt.Errorf("--executor %q is unknown; the available executor is threads (htex is not available yet)", name)
+		return nil, fmt.Errorf("--executor %q is unknown; the available executors are threads and htex", o.executor)
 	}
 }
 
@@ -99,7 +110,7 @@ func (o *perfOptions) validate() ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := newExecutor(o.executor, 1); err != nil {
+	if _, err := newExecutor(o); err != nil {
 		return nil, err
 	}
 	switch {
@@ -107,6 +118,8 @@ func (o *perfOptions) validate() ([]int, error) {
 		return nil, fmt.Errorf("--repeat must be at least 1, got %d", o.repeat)
 	case o.threads < 1:
 		return nil, fmt.Errorf("--threads must be at least 1, got %d", o.threads)
+	case o.prefetch < 0:
+		return nil, fmt.Errorf("--prefetch must not be negative, got %d", o.prefetch)
 	case o.latencySamples < 1:
 		return nil, fmt.Errorf("--latency-samples must be at least 1, got %d", o.latencySamples)
 	case o.heapTasks < 0:
@@ -140,7 +153,7 @@ func runPerf(cmd *cobra.Command, o *perfOptions) error {
 		opts:    o,
 		tasks:   tasks,
 		heapN:   heapN,
-		newExec: func() (executor.Executor, error) { return newExecutor(o.executor, o.threads) },
+		newExec: func() (executor.Executor, error) { return newExecutor(o) },
 	}
 	p.progress = newProgress(cmd.ErrOrStderr(), 5+len(tasks)*o.repeat)
 	res, err := p.run()
@@ -150,6 +163,12 @@ func runPerf(cmd *cobra.Command, o *perfOptions) error {
 	}
 	res.Command = fmt.Sprintf("parsl perf --executor %s --tasks %s --repeat %d --threads %d --latency-samples %d --heap-tasks %d",
 		o.executor, joinInts(tasks), o.repeat, o.threads, o.latencySamples, heapN)
+	if o.executor == "htex" {
+		res.Command += fmt.Sprintf(" --prefetch %d", o.prefetch)
+		if o.noTLS {
+			res.Command += " --no-tls"
+		}
+	}
 	out := cmd.OutOrStdout()
 	if o.json {
 		enc := json.NewEncoder(out)
@@ -162,22 +181,25 @@ func runPerf(cmd *cobra.Command, o *perfOptions) error {
 
 // perfResult is the JSON output; every key carries its unit.
 type perfResult struct {
-	Executor         string            `json:"executor"`
-	Threads          int               `json:"threads"`
-	Repeat           int               `json:"repeat"`
-	Tasks            []int             `json:"tasks"`
-	EndToEnd         map[string]spread `json:"end_to_end_tasks_per_s"`
-	Submit           map[string]spread `json:"submit_tasks_per_s"`
-	Latency          latencyResult     `json:"latency_us"`
-	FirstResultMs    float64           `json:"first_result_ms"`
-	PeakRSSBytes     int64             `json:"peak_rss_bytes"`
-	HeapBytesPerTask float64           `json:"heap_bytes_per_task"`
-	HeapTasks        int               `json:"heap_tasks"`
-	MemoHitNs        float64           `json:"memo_hit_ns"`
-	MemoHits         int               `json:"memo_hits"`
-	Machine          machineInfo       `json:"machine"`
-	Date             string            `json:"date"`
-	Command          string            `json:"command"` // the settings, as flags
+	Executor      string            `json:"executor"`
+	Threads       int               `json:"threads"`
+	Repeat        int               `json:"repeat"`
+	Tasks         []int             `json:"tasks"`
+	EndToEnd      map[string]spread `json:"end_to_end_tasks_per_s"`
+	Submit        map[string]spread `json:"submit_tasks_per_s"`
+	Latency       latencyResult     `json:"latency_us"`
+	FirstResultMs float64           `json:"first_result_ms"`
+	PeakRSSBytes  int64             `json:"peak_rss_bytes"`
+	// PoolPeakRSSBytes is the largest VmHWM among the htex pool processes.
+	PoolPeakRSSBytes int64       `json:"pool_peak_rss_bytes,omitempty"`
+	TLS              *bool       `json:"tls,omitempty"`
+	HeapBytesPerTask float64     `json:"heap_bytes_per_task"`
+	HeapTasks        int         `json:"heap_tasks"`
+	MemoHitNs        float64     `json:"memo_hit_ns"`
+	MemoHits         int         `json:"memo_hits"`
+	Machine          machineInfo `json:"machine"`
+	Date             string      `json:"date"`
+	Command          string      `json:"command"` // the settings, as flags
 }
 
 type latencyResult struct {
@@ -213,6 +235,9 @@ func printTable(w io.Writer, r *perfResult) {
 	fmt.Fprintf(tw, "memo hit, submit+Get (%s hits)\t%s ns/task\n", fmtInt(float64(r.MemoHits)), fmtInt(r.MemoHitNs))
 	fmt.Fprintf(tw, "heap (%s tasks blocked on one promise)\t%s B/task\n", fmtInt(float64(r.HeapTasks)), fmtInt(r.HeapBytesPerTask))
 	fmt.Fprintf(tw, "peak RSS\t%s\n", fmtBytes(float64(r.PeakRSSBytes)))
+	if r.PoolPeakRSSBytes > 0 {
+		fmt.Fprintf(tw, "peak RSS of the htex pool\t%s\n", fmtBytes(float64(r.PoolPeakRSSBytes)))
+	}
 	tw.Flush()
 }
 

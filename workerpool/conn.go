@@ -1,0 +1,163 @@
+package workerpool
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ConnectError is returned when no interchange address answered before the
+// heartbeat threshold passed.
+type ConnectError struct {
+	Addresses []string
+	Waited    time.Duration
+	// Err is the last dial error seen.
+	Err error
+}
+
+// Error names the addresses tried and what to check.
+func (e *ConnectError) Error() string {
+	return fmt.Sprintf("parsl pool: no interchange address answered within %s (tried %s): %v; check that the driver is running and that this node can reach it (firewall, address list in the pool configuration)",
+		e.Waited, strings.Join(e.Addresses, ", "), e.Err)
+}
+
+// Unwrap returns the last dial error.
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// readSecret reads the run's HMAC secret, stored as hex.
+func readSecret(path string) ([]byte, error) {
+	if path == "" {
+		return nil, errors.New("parsl pool: the configuration names no secret_file; the driver writes one per run")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("parsl pool: reading the run secret: %w; the driver writes it at start, check that the path is readable from this node", err)
+	}
+	s, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("parsl pool: run secret %s is not hex: %w", path, err)
+	}
+	if len(s) == 0 {
+		return nil, fmt.Errorf("parsl pool: run secret %s is empty", path)
+	}
+	return s, nil
+}
+
+// tlsConfig returns the client TLS configuration, or nil for plain TCP.
+func tlsConfig(caFile, serverName string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("parsl pool: reading the run's CA certificate: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("parsl pool: CA file %s holds no PEM certificate", caFile)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots, ServerName: serverName}, nil
+}
+
+// dial connects to the first interchange address that answers. All
+// addresses are tried at once in each round, because an address that drops
+// packets (a firewalled interface) would otherwise hold up the good ones
+// for a whole timeout; rounds repeat with backoff until within has passed.
+func dial(ctx context.Context, addrs []string, within time.Duration, tc *tls.Config) (net.Conn, error) {
+	start := time.Now()
+	deadline := start.Add(within)
+	backoff := 50 * time.Millisecond
+	var last error
+	for {
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			return nil, &ConnectError{Addresses: addrs, Waited: time.Since(start).Round(time.Millisecond), Err: last}
+		}
+		conn, addr, err := dialRound(ctx, addrs, min(remaining, 10*time.Second))
+		if err == nil {
+			if tc == nil {
+				return conn, nil
+			}
+			c := tc.Clone()
+			if c.ServerName == "" {
+				c.ServerName, _, _ = net.SplitHostPort(addr)
+			}
+			tconn := tls.Client(conn, c)
+			hctx, cancel := context.WithDeadline(ctx, deadline.Add(10*time.Second))
+			err = tconn.HandshakeContext(hctx)
+			cancel()
+			if err != nil {
+				conn.Close()
+				// A certificate that does not verify will not verify on
+				// the next try either: fail now with the reason.
+				return nil, fmt.Errorf("parsl pool: TLS handshake with the interchange at %s failed: %w; the pool must use the CA file of the current run", addr, err)
+			}
+			return tconn, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("parsl pool: connecting to the interchange: %w", ctx.Err())
+		}
+		last = err
+		wait := min(backoff, time.Until(deadline))
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, fmt.Errorf("parsl pool: connecting to the interchange: %w", ctx.Err())
+			case <-t.C:
+			}
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// dialRound dials every address concurrently and keeps the first
+// connection; it waits for every dialing goroutine before returning.
+func dialRound(ctx context.Context, addrs []string, timeout time.Duration) (net.Conn, string, error) {
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	type dialed struct {
+		conn net.Conn
+		addr string
+		err  error
+	}
+	ch := make(chan dialed, len(addrs))
+	var wg sync.WaitGroup
+	for _, a := range addrs {
+		wg.Go(func() {
+			var d net.Dialer
+			c, err := d.DialContext(rctx, "tcp", a)
+			ch <- dialed{c, a, err}
+		})
+	}
+	var (
+		win  dialed
+		errs []error
+	)
+	for range addrs {
+		r := <-ch
+		switch {
+		case r.err != nil:
+			errs = append(errs, r.err)
+		case win.conn == nil:
+			win = r
+			cancel() // the others are no longer needed
+		default:
+			r.conn.Close()
+		}
+	}
+	wg.Wait()
+	if win.conn != nil {
+		return win.conn, win.addr, nil
+	}
+	return nil, "", errors.Join(errs...)
+}
