@@ -50,8 +50,24 @@ type DFK struct {
 
 // Load starts a DFK: it makes the run directory, opens the log, loads
 // checkpoints and starts the executors. Close it when done.
+//
+// When cfg has no Executors and the environment variable PARSL_CONFIG
+// (ConfigEnv) names a file, Load reads that file with LoadConfigFile and
+// runs on its executors, so the same binary can be pointed at threads,
+// worker pools or a cluster without recompiling. The rule for the other
+// fields: a field set in cfg (non-zero) wins; a zero field takes the
+// file's value; DisableAppCache is set if either sets it. (So LogLevel
+// info, the zero level, in cfg does not override the file's level.)
+// Fields the file cannot hold (Logger, RetryHandler, InternalThreads,
+// NoSignalHandler) come from cfg. A cfg with Executors ignores
+// PARSL_CONFIG, and a file that cannot be loaded is an error, never a
+// silent fallback to threads.
 func Load(ctx context.Context, cfg Config) (*DFK, error) {
 	registry.Freeze()
+	cfg, err := configFromEnv(cfg)
+	if err != nil {
+		return nil, err
+	}
 	base := cfg.RunDir
 	if base == "" {
 		base = "runinfo"

@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -184,7 +185,7 @@ func New(opts Options) *Executor {
 		opts.Blocks = 1
 	}
 	if opts.Launcher == nil {
-		opts.Launcher = launcher.SingleNode
+		opts.Launcher = defaultLauncher
 	}
 	e := &Executor{opts: opts, blockJob: map[string]string{}, joined: map[string]bool{}, quit: make(chan struct{})}
 	for i := range e.shards {
@@ -223,6 +224,20 @@ func (e *Executor) Start(ctx context.Context, env executor.Env) (err error) {
 	}
 	if err := os.MkdirAll(e.dir, 0o700); err != nil {
 		return fmt.Errorf("htex %q: creating %s: %w", e.opts.Label, e.dir, err)
+	}
+	// Cluster providers keep their submit scripts in the run directory, as
+	// Parsl does, so that a failed block can be inspected afterwards.
+	if s, ok := e.prov.(interface{ SetScriptDir(string) }); ok {
+		if dir, err := filepath.Abs(filepath.Join(runDir, "submit_scripts")); err == nil {
+			s.SetScriptDir(dir)
+		}
+	}
+	// A block's walltime is the provider's business; knowing it lets pools
+	// drain in time and the interchange hold back tasks that cannot finish.
+	if e.opts.Walltime == 0 {
+		if w, ok := e.prov.(interface{ BlockWalltime() time.Duration }); ok {
+			e.opts.Walltime = w.BlockWalltime()
+		}
 	}
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
@@ -324,9 +339,17 @@ func (e *Executor) startBlock(ctx context.Context, id string) error {
 		}
 		cmd = []string{exe}
 	}
-	cmd = e.opts.Launcher(cmd, 1, 1)
+	// A provider that applies its own launcher (srun on Slurm) gets the
+	// bare command, or the pool would be launched twice over.
+	if l, ok := e.prov.(interface{ AppliesLauncher() bool }); !ok || !l.AppliesLauncher() {
+		cmd = e.opts.Launcher(cmd, 1, 1)
+	} else if !isDefaultLauncher(e.opts.Launcher) {
+		e.log.Warn("htex Launcher ignored: the provider applies its own launcher; set it on the provider", "block", id)
+	}
 	env := append([]string{"PARSL_ROLE=pool", wire.PoolConfigEnv + "=" + e.cfg, wire.BlockIDEnv + "=" + id}, e.opts.WorkerEnv...)
-	job, err := e.prov.Submit(ctx, cmd, env, id,
+	// The label keeps the job names of two executors apart in the
+	// scheduler's queue.
+	job, err := e.prov.Submit(ctx, cmd, env, e.opts.Label+"."+id,
 		filepath.Join(e.dir, "block-"+id+".out"), filepath.Join(e.dir, "block-"+id+".err"))
 	if err != nil {
 		return fmt.Errorf("htex %q: starting block %s: %w", e.opts.Label, id, err)
@@ -691,4 +714,12 @@ func (e *Executor) Outstanding() int {
 		s.mu.Unlock()
 	}
 	return n
+}
+
+// defaultLauncher is launcher.SingleNode under a name that
+// isDefaultLauncher can recognise (funcs cannot be compared).
+var defaultLauncher launcher.Launcher = launcher.SingleNode
+
+func isDefaultLauncher(l launcher.Launcher) bool {
+	return reflect.ValueOf(l).Pointer() == reflect.ValueOf(defaultLauncher).Pointer()
 }

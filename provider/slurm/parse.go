@@ -81,6 +81,16 @@ func mapState(word string) (provider.JobState, string) {
 	return provider.Unknown, w
 }
 
+// held refines Pending: Slurm reports a held job as PENDING with reason
+// JobHeldUser or JobHeldAdmin, and such a job will not start by itself,
+// which a scaling strategy needs to know.
+func held(st provider.JobState, reason string) provider.JobState {
+	if st == provider.Pending && strings.HasPrefix(reason, "JobHeld") {
+		return provider.Held
+	}
+	return st
+}
+
 // jobRef is a job ID as sbatch prints it with --parsable: "123" or, on a
 // multi-cluster setup, "123;cluster".
 type jobRef struct {
@@ -144,6 +154,7 @@ func parseSqueue(out string) map[string]queueRow {
 		if len(f) > 2 && f[2] != "None" {
 			r.reason = f[2]
 		}
+		r.state = held(r.state, r.reason)
 		rows[f[0]] = r
 	}
 	return rows
@@ -209,6 +220,7 @@ func parseScontrol(out string) (map[string]finalState, error) {
 		if id == "" || seen < 2 {
 			return nil, fmt.Errorf("scontrol printed a line without JobId, JobState and ExitCode: %q", line)
 		}
+		fs.state = held(fs.state, fs.reason)
 		res[id] = fs
 	}
 	return res, nil
@@ -234,6 +246,7 @@ func parseSacct(out string) (map[string]finalState, error) {
 		if len(f) > 3 && f[3] != "None" {
 			fs.reason = f[3]
 		}
+		fs.state = held(fs.state, fs.reason)
 		// A requeued job has one record per run; the last one is current.
 		res[f[0]] = fs
 	}

@@ -77,7 +77,7 @@ func TestParseSbatch(t *testing.T) {
 func TestParseSqueue(t *testing.T) {
 	want := map[string]provider.JobState{
 		"16": provider.Completed, "17": provider.Failed, "18": provider.Cancelled,
-		"19": provider.Pending, "20": provider.Running, "21": provider.Pending, "22": provider.Pending,
+		"19": provider.Held, "20": provider.Running, "21": provider.Pending, "22": provider.Pending,
 	}
 	for _, file := range []string{"squeue_all.txt", "squeue_all_long.txt", "squeue_all_cluster.txt"} {
 		rows := parseSqueue(readTestdata(t, file))
@@ -122,7 +122,7 @@ func TestParseScontrol(t *testing.T) {
 		{"scontrol_cancelled.txt", "18", provider.Cancelled, 0, "reason Priority"},
 		{"scontrol_cancelled_running.txt", "23", provider.Cancelled, 128 + 15, "killed by signal 15"},
 		{"scontrol_signal.txt", "22", provider.Failed, 128 + 9, "killed by signal 9; reason JobLaunchFailure"},
-		{"scontrol_held.txt", "19", provider.Pending, 0, "reason JobHeldUser"},
+		{"scontrol_held.txt", "19", provider.Held, 0, "Slurm state PENDING; reason JobHeldUser"},
 		{"scontrol_running.txt", "20", provider.Running, 0, ""},
 		{"scontrol_timeout.txt", "13", provider.Timeout, 128 + 15, "killed by signal 15; reason TimeLimit"},
 	}
@@ -164,7 +164,7 @@ func TestParseSacct(t *testing.T) {
 		}
 		want := map[string]provider.JobState{
 			"16": provider.Completed, "17": provider.Failed, "18": provider.Cancelled,
-			"19": provider.Pending, "20": provider.Running,
+			"19": provider.Held, "20": provider.Running,
 		}
 		for id, st := range want {
 			if m[id].state != st {

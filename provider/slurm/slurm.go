@@ -104,6 +104,14 @@ func New(opts Options) *Provider {
 	return &Provider{opts: opts, scriptDir: opts.ScriptDir, jobs: map[string]*job{}}
 }
 
+// AppliesLauncher tells an executor that this provider wraps the command
+// with its own Launcher (srun by default), so the executor must not.
+func (p *Provider) AppliesLauncher() bool { return true }
+
+// BlockWalltime returns the walltime of every block, so that the executor
+// can drain pools before the scheduler ends them.
+func (p *Provider) BlockWalltime() time.Duration { return p.opts.Walltime }
+
 // SetScriptDir sets the directory where batch scripts are written (an
 // executor passes <run dir>/submit_scripts, as Parsl's kernel does). It
 // affects later submits only.
@@ -257,14 +265,15 @@ func (p *Provider) Status(ctx context.Context, ids []string) ([]provider.JobStat
 				continue
 			}
 			fs, found, err := p.scontrol(ctx, cluster, refs[i].id)
-			if err != nil {
-				return nil, err
-			}
-			if !found {
-				// Purged between the two calls: squeue's word stands, without
-				// an exit code.
+			if err != nil || !found {
+				// squeue's word stands, without an exit code; it is not
+				// remembered, so a later Status asks scontrol again.
+				why := "scontrol no longer knows the job"
+				if err != nil {
+					why = err.Error()
+				}
 				st := row.status(ids[i])
-				st.Message = strings.TrimPrefix(st.Message+"; exit code unknown (scontrol no longer knows the job)", "; ")
+				st.Message = strings.TrimPrefix(st.Message+"; exit code unknown ("+why+")", "; ")
 				setLive(&out[i], st)
 				continue
 			}
@@ -390,45 +399,49 @@ func (p *Provider) sacct(ctx context.Context, cluster string, ids []string) (map
 // caller may count the block's nodes as released.
 func (p *Provider) Cancel(ctx context.Context, ids []string) error {
 	groups := map[string][]string{}
+	var errs []error
 	for _, id := range ids {
 		ref, err := parseJobRef(id)
 		if err != nil {
-			return fmt.Errorf("slurm provider: cancel: %w", err)
+			// The others are still cancelled.
+			errs = append(errs, fmt.Errorf("slurm provider: cancel: %w", err))
+			continue
 		}
 		c := p.cluster(ref)
 		groups[c] = append(groups[c], ref.id)
 	}
-	var errs []error
 	for cluster, bare := range groups {
 		if _, err := p.run(ctx, "scancel", append(clusterArgs(cluster), bare...)...); err != nil {
+			// scancel refused these jobs; waiting for them would only
+			// run into ctx.
 			errs = append(errs, err)
+			delete(groups, cluster)
 		}
 	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
-	}
 	delay := 50 * time.Millisecond
-	for {
+	for len(groups) > 0 {
 		var left []string
 		for cluster, bare := range groups {
 			rows, err := p.squeue(ctx, cluster, bare, false)
 			if err != nil {
-				return fmt.Errorf("slurm provider: checking that cancelled jobs are gone: %w", err)
+				return errors.Join(append(errs, fmt.Errorf("slurm provider: checking that cancelled jobs are gone: %w", err))...)
 			}
 			for id := range rows {
 				left = append(left, id)
 			}
 		}
 		if len(left) == 0 {
-			return nil
+			break
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("slurm provider: jobs %s still listed by squeue after scancel: %w", strings.Join(left, ","), ctx.Err())
+			return errors.Join(append(errs, fmt.Errorf("slurm provider: jobs %s still listed by squeue after scancel (Slurm may be slow to end them; check `squeue -j %s`): %w",
+				strings.Join(left, ","), strings.Join(left, ","), ctx.Err()))...)
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, time.Second)
 	}
+	return errors.Join(errs...)
 }
 
 // run runs a Slurm command with the provider's timeout and returns its
@@ -477,6 +490,7 @@ type CommandError struct {
 	Err error
 }
 
+// Error says which command failed, how, what it printed and what to check.
 func (e *CommandError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "slurm: `%s` ", strings.Join(e.Command, " "))
@@ -538,6 +552,7 @@ type SubmitError struct {
 	Err error
 }
 
+// Error names the block, the batch script and the cause.
 func (e *SubmitError) Error() string {
 	s := "slurm provider: submitting block " + e.BlockID
 	if e.Script != "" {
@@ -560,6 +575,7 @@ type ParseError struct {
 	Err error
 }
 
+// Error quotes the output that could not be read.
 func (e *ParseError) Error() string {
 	return fmt.Sprintf("slurm provider: cannot read the output of %s (%v); please report it with your Slurm version (`sinfo -V`); output: %q",
 		e.Command, e.Err, e.Output)

@@ -151,6 +151,15 @@ func TestRealCancelRunning(t *testing.T) {
 	p := newProvider(t, slurm.Options{})
 	b := submit(t, p, `echo started; sleep 300`)
 	waitFor(t, p, b.id, 60*time.Second, func(s provider.JobState) bool { return s == provider.Running })
+	// Wait until the command itself runs: Slurm 22.05 with proctrack/linuxproc
+	// was once seen to keep a job cancelled while its srun step was still
+	// launching in COMPLETING for 66 s, which is Slurm's business, not ours.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(readFile(b.stdout), "started"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the job's command did not start within 30 s; stderr: %s", readFile(b.stderr))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	start := time.Now()
 	if err := p.Cancel(ctxT(t, 30*time.Second), []string{b.id}); err != nil {
 		t.Fatal(err)
