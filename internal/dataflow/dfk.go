@@ -47,6 +47,29 @@ type Config struct {
 	Owner any
 	// InternalThreads bounds concurrent join app bodies; 0 means 10.
 	InternalThreads int
+	// Observer, when set, is told of every state change (monitoring).
+	Observer Observer
+}
+
+// Event is one state change of a task, for monitoring.
+type Event struct {
+	Time     time.Time
+	TaskID   int64
+	Try      int
+	App      string
+	State    State
+	Executor string
+	// Depends lists the IDs of the tasks this one waits on (Pending at
+	// submit only).
+	Depends []int64
+	// Err is the failure of a failed try or task.
+	Err error
+}
+
+// Observer receives events. It is called on the kernel's hot path, from
+// many goroutines: it must be quick and must not block (queue and return).
+type Observer interface {
+	TaskEvent(Event)
 }
 
 // CallOptions are the per-call options of one submit.
@@ -180,6 +203,17 @@ func (k *DFK) submit(t *Task, app *registry.App, srcs []Source, opts *CallOption
 	t.state.Store(int32(Pending))
 	k.submitted.Add(1)
 	k.live.add(t)
+	if k.cfg.Observer != nil {
+		var deps []int64
+		for _, s := range srcs {
+			if s != nil {
+				if d := s.Dep(); d != nil && d.kind == kindApp {
+					deps = append(deps, d.x.ID)
+				}
+			}
+		}
+		k.observe(t, Pending, "", nil, deps)
+	}
 	if k.closed.Load() && (!inner || k.rootCtx.Err() != nil) {
 		advanceSettled(t, Failed, nil, failure.ErrDFKClosed)
 		return
@@ -333,6 +367,9 @@ func (k *DFK) launchOnce(t *Task) (settled bool, st State, res any, err error, r
 		t.x.Command = cmd
 	}
 	k.setState(t, Launched)
+	if k.cfg.Observer != nil {
+		k.observe(t, Launched, ex.Label(), nil, nil)
+	}
 	if serr := ex.Submit(&t.x); serr != nil {
 		if errors.Is(serr, failure.ErrDFKClosed) {
 			return true, Failed, nil, failure.ErrDFKClosed, false
@@ -398,6 +435,9 @@ func (k *DFK) tryDone(t *Task, res any, err error) {
 	if err != nil {
 		if k.retryable(t, err) {
 			k.setState(t, Pending)
+			if k.cfg.Observer != nil {
+				k.observe(t, Pending, "", nil, nil)
+			}
 			advance([]*Task{t})
 			return
 		}
@@ -413,6 +453,9 @@ func (k *DFK) tryDone(t *Task, res any, err error) {
 		}
 		t.extra().joined = inner
 		k.setState(t, Joining)
+		if k.cfg.Observer != nil {
+			k.observe(t, Joining, "", nil, nil)
+		}
 		if inner.addWaiter(joinWaiter{t}) {
 			return
 		}
@@ -450,6 +493,9 @@ func (k *DFK) retryable(t *Task, err error) bool {
 		return false
 	}
 	k.setState(t, FailRetryable)
+	if k.cfg.Observer != nil {
+		k.observe(t, FailRetryable, "", err, nil)
+	}
 	t.x.Try++
 	t.x.Command = ""
 	k.log.Info("task failed, retrying", "task", t.x.ID, "app", t.x.App.Name, "try", t.x.Try, "err", err)
@@ -479,6 +525,9 @@ func (k *DFK) finalError(t *Task, err error) error {
 // settled is called once per task when it completes.
 func (k *DFK) settled(t *Task, old, st State) {
 	k.final[counterIndex(st)].Add(1)
+	if k.cfg.Observer != nil {
+		k.observe(t, st, "", t.err, nil)
+	}
 	k.live.remove(t)
 	if st == Failed || st == DepFail {
 		if t.err != failure.ErrDFKClosed {
@@ -608,4 +657,9 @@ func (k *DFK) logSummary() {
 		}
 	}
 	k.log.Info("summary of tasks in DFK", args...)
+}
+
+func (k *DFK) observe(t *Task, st State, executor string, err error, deps []int64) {
+	k.cfg.Observer.TaskEvent(Event{Time: time.Now(), TaskID: t.x.ID, Try: t.x.Try, App: t.x.App.Name,
+		State: st, Executor: executor, Depends: deps, Err: err})
 }
