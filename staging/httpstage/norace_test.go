@@ -1,0 +1,5 @@
+//go:build !race
+
+package httpstage_test
+
+const raceEnabled = false
