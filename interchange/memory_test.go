@@ -4,9 +4,9 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/parsl-go/parsl/interchange"
 	"github.com/parsl-go/parsl/internal/codec"
 	"github.com/parsl-go/parsl/internal/wire"
-	"github.com/parsl-go/parsl/interchange"
 )
 
 // BenchmarkQueuedTaskMemory measures the interchange's heap per queued task
