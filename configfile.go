@@ -235,8 +235,15 @@ var providerKinds = map[string]providerBuilder{
 
 // launcherKinds are the launchers a provider's launcher: key can name.
 var launcherKinds = map[string]launcher.Launcher{
-	"single_node": launcher.SingleNode,
-	"srun":        launcher.Srun,
+	"single_node":  launcher.SingleNode,
+	"simple":       launcher.Simple,
+	"srun":         launcher.Srun,
+	"srun_mpi":     launcher.SrunMPI(launcher.SrunMPIOptions{}),
+	"mpiexec":      launcher.Mpiexec(launcher.MpiexecOptions{}),
+	"mpirun":       launcher.Mpirun(launcher.MpirunOptions{}),
+	"aprun":        launcher.Aprun(launcher.AprunOptions{}),
+	"jsrun":        launcher.Jsrun(launcher.JsrunOptions{}),
+	"gnu_parallel": launcher.GnuParallel(launcher.GnuParallelOptions{}),
 }
 
 func buildThreads(d *decoder, m *ast.MappingNode, path string) (executor.Executor, error) {
