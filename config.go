@@ -27,6 +27,15 @@ const (
 	CheckpointManual = dataflow.CheckpointManual
 )
 
+// MonitoringConfig turns monitoring on.
+type MonitoringConfig struct {
+	// DBPath is the database; default RunDir/monitoring.db (shared by the
+	// runs under RunDir, as in Parsl).
+	DBPath string
+	// WorkflowName labels the run; default the program's name.
+	WorkflowName string
+}
+
 // TaskInfo describes a failed try to a RetryHandler.
 type TaskInfo = dataflow.TaskInfo
 
@@ -76,6 +85,10 @@ type Config struct {
 	Strategy       string
 	StrategyPeriod time.Duration
 	MaxIdleTime    time.Duration
+
+	// Monitoring, when set, records every task's states and tries in a
+	// SQLite database with Python Parsl's schema.
+	Monitoring *MonitoringConfig
 
 	// NoSignalHandler leaves SIGINT and SIGTERM alone. By default the first
 	// such signal closes every open DFK (cancelling running tasks, writing

@@ -9,12 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/parsl-go/parsl/executor"
 	"github.com/parsl-go/parsl/executor/threads"
 	"github.com/parsl-go/parsl/internal/dataflow"
 	"github.com/parsl-go/parsl/internal/registry"
 	"github.com/parsl-go/parsl/memo"
+	"github.com/parsl-go/parsl/monitoring"
 )
 
 // State is a task's state, with Python Parsl's names.
@@ -40,6 +42,7 @@ const (
 // app registry.
 type DFK struct {
 	k       *dataflow.DFK
+	hub     *monitoring.Hub
 	runDir  string
 	logFile *os.File
 	// joinView is the DFK handed to join app bodies: the same kernel, but
@@ -91,7 +94,28 @@ func Load(ctx context.Context, cfg Config) (*DFK, error) {
 	if len(execs) == 0 {
 		execs = []executor.Executor{threads.New(threads.Options{})}
 	}
+	var hub *monitoring.Hub
+	if cfg.Monitoring != nil {
+		db := cfg.Monitoring.DBPath
+		if db == "" {
+			db = filepath.Join(base, "monitoring.db")
+		}
+		hub, err = monitoring.NewHub(ctx, monitoring.Options{DBPath: db, WorkflowName: cfg.Monitoring.WorkflowName,
+			RunDir: runDir, Logger: logger.With("component", "monitoring")})
+		if err != nil {
+			if d.logFile != nil {
+				d.logFile.Close()
+			}
+			return nil, fmt.Errorf("parsl: starting monitoring: %w", err)
+		}
+		d.hub = hub
+	}
+	var observer dataflow.Observer
+	if hub != nil {
+		observer = hub
+	}
 	k, err := dataflow.New(ctx, dataflow.Config{
+		Observer:     observer,
 		RunDir:       runDir,
 		Executors:    execs,
 		Retries:      cfg.Retries,
@@ -104,8 +128,14 @@ func Load(ctx context.Context, cfg Config) (*DFK, error) {
 		Logger:          logger,
 		Owner:           d,
 		InternalThreads: cfg.InternalThreads,
+		Strategy:        cfg.Strategy,
+		StrategyPeriod:  cfg.StrategyPeriod,
+		MaxIdleTime:     cfg.MaxIdleTime,
 	})
 	if err != nil {
+		if hub != nil {
+			_ = hub.Close(context.Background())
+		}
 		if d.logFile != nil {
 			d.logFile.Close()
 		}
@@ -166,6 +196,15 @@ func (d *DFK) Close(ctx context.Context) error {
 		return nil
 	}
 	err := d.k.Close(ctx)
+	if d.hub != nil {
+		// After the kernel: its last events are the final states.
+		hctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if herr := d.hub.Close(hctx); herr != nil {
+			d.k.Logger().Error("monitoring: not every row was written", "err", herr)
+			err = errors.Join(err, herr)
+		}
+		cancel()
+	}
 	unwatchSignals(d)
 	if d.logFile != nil {
 		d.logFile.Sync()
