@@ -131,9 +131,7 @@ func (h *Hub) drain() {
 		batch, h.events = h.events, batch[:0]
 		closed := h.closed
 		h.mu.Unlock()
-		for _, e := range batch {
-			h.write(e)
-		}
+		h.writeBatch(batch)
 		clear(batch)
 		if closed {
 			h.mu.Lock()
@@ -146,44 +144,83 @@ func (h *Hub) drain() {
 	}
 }
 
-// write turns one event into rows. The store's task and try rows are
-// upserts, so each event writes only what it knows.
-func (h *Hub) write(e dataflow.Event) {
-	ctx := context.Background()
+type tryKey struct {
+	task int64
+	try  int
+}
+
+// writeBatch turns events into rows. A task that starts and ends within
+// one batch (the common case for short tasks) gets one task row and one try
+// row instead of two of each: the store's task and try rows are upserts, so
+// merging them first halves those writes without changing the result.
+func (h *Hub) writeBatch(batch []dataflow.Event) {
 	run := h.opts.RunID
-	put := func(r store.Record) {
-		if err := h.st.Enqueue(ctx, r); err != nil {
-			h.opts.Logger.Error("monitoring: row not recorded", "task", e.TaskID, "err", err)
+	tasks := map[int64]*store.Task{}
+	tries := map[tryKey]*store.Try{}
+	var order []store.Record
+	task := func(id int64) *store.Task {
+		t := tasks[id]
+		if t == nil {
+			t = &store.Task{RunID: run, TaskID: id}
+			tasks[id] = t
+			order = append(order, t)
+		}
+		return t
+	}
+	try := func(id int64, n int) *store.Try {
+		k := tryKey{id, n}
+		t := tries[k]
+		if t == nil {
+			t = &store.Try{RunID: run, TaskID: id, TryID: int64(n)}
+			tries[k] = t
+			order = append(order, t)
+		}
+		return t
+	}
+	var statuses []store.Record
+	var failed, done int64
+	for _, e := range batch {
+		switch e.State {
+		case dataflow.Pending:
+			if e.Try == 0 {
+				t := task(e.TaskID)
+				t.FuncName, t.Depends, t.TimeInvoked = e.App, joinIDs(e.Depends), e.Time
+			}
+		case dataflow.Launched:
+			tr := try(e.TaskID, e.Try)
+			tr.Executor, tr.TimeLaunched = e.Executor, e.Time
+		case dataflow.FailRetryable:
+			tr := try(e.TaskID, e.Try)
+			tr.TimeReturned, tr.FailHistory = e.Time, errText(e.Err)
+		case dataflow.ExecDone, dataflow.MemoDone, dataflow.Failed, dataflow.DepFail:
+			t := task(e.TaskID)
+			t.FuncName, t.TimeReturned = e.App, e.Time
+			t.Memoize = t.Memoize || e.State == dataflow.MemoDone
+			if e.State == dataflow.Failed || e.State == dataflow.DepFail {
+				t.FailCount = int64(e.Try) + 1
+				failed++
+			} else {
+				done++
+			}
+			if e.State != dataflow.DepFail {
+				tr := try(e.TaskID, e.Try)
+				tr.TimeReturned, tr.FailHistory = e.Time, errText(e.Err)
+			}
+		}
+		statuses = append(statuses, &store.Status{RunID: run, TaskID: e.TaskID, TryID: int64(e.Try), State: e.State.String(), Timestamp: e.Time})
+	}
+	h.mu.Lock()
+	h.failed += failed
+	h.done += done
+	h.mu.Unlock()
+	ctx := context.Background()
+	for _, recs := range [][]store.Record{order, statuses} {
+		for _, r := range recs {
+			if err := h.st.Enqueue(ctx, r); err != nil {
+				h.opts.Logger.Error("monitoring: row not recorded", "err", err)
+			}
 		}
 	}
-	try := int64(e.Try)
-	switch e.State {
-	case dataflow.Pending:
-		if e.Try == 0 {
-			put(&store.Task{RunID: run, TaskID: e.TaskID, FuncName: e.App, Depends: joinIDs(e.Depends), TimeInvoked: e.Time})
-		}
-	case dataflow.Launched:
-		put(&store.Try{RunID: run, TaskID: e.TaskID, TryID: try, Executor: e.Executor, TimeLaunched: e.Time})
-	case dataflow.FailRetryable:
-		put(&store.Try{RunID: run, TaskID: e.TaskID, TryID: try, TimeReturned: e.Time, FailHistory: errText(e.Err)})
-	case dataflow.ExecDone, dataflow.MemoDone, dataflow.Failed, dataflow.DepFail:
-		fails := int64(0)
-		if e.State == dataflow.Failed || e.State == dataflow.DepFail {
-			fails = int64(e.Try) + 1
-			h.mu.Lock()
-			h.failed++
-			h.mu.Unlock()
-		} else {
-			h.mu.Lock()
-			h.done++
-			h.mu.Unlock()
-		}
-		put(&store.Task{RunID: run, TaskID: e.TaskID, FuncName: e.App, TimeReturned: e.Time, FailCount: fails, Memoize: e.State == dataflow.MemoDone})
-		if e.State != dataflow.DepFail {
-			put(&store.Try{RunID: run, TaskID: e.TaskID, TryID: try, TimeReturned: e.Time, FailHistory: errText(e.Err)})
-		}
-	}
-	put(&store.Status{RunID: run, TaskID: e.TaskID, TryID: try, State: e.State.String(), Timestamp: e.Time})
 }
 
 // Close writes every recorded event and the end of the run, then closes the
