@@ -240,6 +240,12 @@ func (d *DFK) submit(t *dataflow.Task, app *registry.App, srcs []dataflow.Source
 			Message: "Submit called with a nil *DFK; pass the DFK returned by parsl.Load"})
 		return
 	}
+	staged, err := d.stageInputs(app, srcs)
+	if err != nil {
+		d.k.Fail(t, app, &AppError{TaskID: -1, App: app.Name, Kind: "staging", Message: err.Error(), Err: err})
+		return
+	}
+	srcs = staged
 	co := dataflow.DefaultCallOptions
 	if len(opts) > 0 {
 		co = &dataflow.CallOptions{}

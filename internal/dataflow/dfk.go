@@ -49,6 +49,11 @@ type Config struct {
 	InternalThreads int
 	// Observer, when set, is told of every state change (monitoring).
 	Observer Observer
+	// Strategy, StrategyPeriod and MaxIdleTime are handed to every
+	// executor in its Env, for elastic scaling.
+	Strategy       string
+	StrategyPeriod time.Duration
+	MaxIdleTime    time.Duration
 }
 
 // Event is one state change of a task, for monitoring.
@@ -151,7 +156,8 @@ func New(ctx context.Context, cfg Config) (*DFK, error) {
 	k.internal = threads.New(threads.Options{Label: InternalLabel, MaxThreads: cfg.InternalThreads})
 	started := []executor.Executor{}
 	for _, e := range append([]executor.Executor{k.internal}, k.order...) {
-		env := executor.Env{RunDir: cfg.RunDir, Logger: k.log.With("executor", e.Label()), BaseContext: k.rootCtx}
+		env := executor.Env{RunDir: cfg.RunDir, Logger: k.log.With("executor", e.Label()), BaseContext: k.rootCtx,
+			Strategy: cfg.Strategy, StrategyPeriod: cfg.StrategyPeriod, MaxIdleTime: cfg.MaxIdleTime}
 		if err := e.Start(ctx, env); err != nil {
 			for _, s := range started {
 				_ = s.Shutdown(context.Background())
@@ -292,6 +298,10 @@ func (k *DFK) pickExecutor(t *Task) (executor.Executor, error) {
 			return k.order[0], nil
 		}
 		return k.order[k.rr.Add(1)%uint64(len(k.order))], nil
+	}
+	if label == InternalLabel {
+		// Driver-side helper tasks (staging) run next to the kernel.
+		return k.internal, nil
 	}
 	e, ok := k.execs[label]
 	if !ok {

@@ -408,3 +408,6 @@ func (k *DFK) Fail(t *Task, app *registry.App, err error) {
 	k.live.add(t)
 	advanceSettled(t, Failed, nil, err)
 }
+
+// Options returns the task's call options (never nil once submitted).
+func (t *Task) Options() *CallOptions { return t.x.Opts }
