@@ -40,6 +40,12 @@ type Env struct {
 	// BaseContext, when set, is the parent of every task context (values
 	// only: the executor owns cancellation).
 	BaseContext context.Context
+	// Strategy, StrategyPeriod and MaxIdleTime are the run's scaling
+	// settings (Config.Strategy and so on) for executors that get blocks
+	// from a provider; zero values mean the executor's defaults.
+	Strategy       string
+	StrategyPeriod time.Duration
+	MaxIdleTime    time.Duration
 }
 
 // ResourceSpec is what a task asks of the node it runs on. Executors that
