@@ -274,6 +274,10 @@ func buildHtex(d *decoder, m *ast.MappingNode, path string) (executor.Executor, 
 		Encrypted          *bool    `yaml:"encrypted"`
 		Address            string   `yaml:"address"`
 		Blocks             count    `yaml:"blocks"`
+		InitBlocks         count    `yaml:"init_blocks"`
+		MinBlocks          count    `yaml:"min_blocks"`
+		MaxBlocks          count    `yaml:"max_blocks"`
+		Parallelism        number   `yaml:"parallelism"`
 		Walltime           duration `yaml:"walltime"`
 		Provider           ast.Node `yaml:"provider"`
 	}
@@ -293,6 +297,10 @@ func buildHtex(d *decoder, m *ast.MappingNode, path string) (executor.Executor, 
 		Encrypted:          o.Encrypted,
 		Address:            o.Address,
 		Blocks:             int(o.Blocks),
+		InitBlocks:         int(o.InitBlocks),
+		MinBlocks:          int(o.MinBlocks),
+		MaxBlocks:          int(o.MaxBlocks),
+		Parallelism:        float64(o.Parallelism),
 		Walltime:           time.Duration(o.Walltime),
 	}
 	if !isNull(o.Provider) {

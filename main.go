@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/parsl-go/parsl/interchange"
 	"github.com/parsl-go/parsl/workerpool"
 )
 
@@ -14,7 +15,8 @@ const RoleEnv = "PARSL_ROLE"
 // roles maps a PARSL_ROLE value to the function that serves it. Executors
 // that start copies of the binary register here.
 var roles = map[string]func() int{
-	"pool": workerpool.Main,
+	"pool":        workerpool.Main,
+	"interchange": interchange.Main,
 }
 
 // Main must be the first statement of main (and of TestMain). When the

@@ -80,6 +80,13 @@ type ManagerInfo struct {
 	// InFlight is the number of tasks given and not yet answered.
 	InFlight int
 	Draining bool
+	// IdleSince is when the manager last had no task in flight (since it
+	// registered, or since its last result); zero while it has tasks.
+	// Scaling removes blocks idle for long enough.
+	IdleSince time.Time
+	// Deadline is when the manager's block ends, from its Hello (zero =
+	// unknown).
+	Deadline time.Time
 }
 
 // Refusal is a pool turned away by the handshake.
@@ -133,6 +140,7 @@ type manager struct {
 	idleGen  uint64        // Interchange.qgen when a scan found nothing more to take
 	shutdown bool          // TShutdown is due
 	removed  bool
+	idle     time.Time // when inflight last became empty; zero while busy
 
 	wake chan struct{} // cap 1: the writer has work
 	quit chan struct{} // closed when the manager is removed
@@ -220,6 +228,8 @@ func (ix *Interchange) Managers() []ManagerInfo {
 func (m *manager) snapshot() ManagerInfo {
 	i := m.info
 	i.InFlight = len(m.inflight)
+	i.IdleSince = m.idle
+	i.Deadline = m.dead
 	return i
 }
 
@@ -305,6 +315,7 @@ func (ix *Interchange) fillLocked(m *manager, free int) int {
 
 func (m *manager) take(it *Item) {
 	m.inflight[it.ID] = it.Try
+	m.idle = time.Time{}
 	m.out = append(m.out, it.Payload)
 }
 
@@ -407,6 +418,7 @@ func (ix *Interchange) serve(c net.Conn) {
 		m.dead = time.Now().Add(hello.WalltimeLeft)
 	}
 	m.heard.Store(time.Now().UnixNano())
+	m.idle = time.Now()
 
 	ix.mu.Lock()
 	if ix.closing {
@@ -493,6 +505,9 @@ func (ix *Interchange) results(m *manager, rs []wire.Result) {
 		} else {
 			stale++
 		}
+	}
+	if len(m.inflight) == 0 && len(valid) > 0 {
+		m.idle = time.Now()
 	}
 	if m.info.Draining && len(m.inflight) == 0 && !m.shutdown {
 		m.shutdown = true
@@ -682,6 +697,27 @@ func (ix *Interchange) monitor() {
 			ix.drop(m, fmt.Sprintf("no heartbeat for %s (heartbeat threshold)", ix.opts.HeartbeatThreshold))
 		}
 	}
+}
+
+// DrainBlock stops giving tasks to the managers of a block being scaled
+// in and tells those with nothing in flight to exit; the others exit when
+// their last result arrives. It returns how many managers it drained.
+func (ix *Interchange) DrainBlock(blockID string) int {
+	ix.mu.Lock()
+	var ms []*manager
+	for _, m := range ix.mgrs {
+		if m.info.BlockID != blockID || m.removed {
+			continue
+		}
+		m.info.Draining = true
+		if len(m.inflight) == 0 {
+			m.shutdown = true
+		}
+		ms = append(ms, m)
+	}
+	ix.mu.Unlock()
+	wakeAll(ms)
+	return len(ms)
 }
 
 // Shutdown tells every manager to exit, refuses new ones, and waits until

@@ -266,3 +266,33 @@ func BenchmarkDecide(b *testing.B) {
 		scaling.Decide(s, st)
 	}
 }
+
+// TestLoopInitialAndPoke: a loop given the state of a first decision the
+// executor made itself goes on from there (its first decision scales by
+// demand, not to the initial blocks), and Poke makes a decision without
+// waiting for the period.
+func TestLoopInitialAndPoke(t *testing.T) {
+	f := &fakeScaler{blocks: 1} // the initial block, started by the executor
+	decisions := make(chan []scaling.Action, 10)
+	l := scaling.StartLoop(f, scaling.LoopOptions{Period: time.Hour, Snapshot: f.snapshot,
+		Initial:    scaling.State{Started: true},
+		OnDecision: func(_ scaling.Snapshot, a []scaling.Action) { decisions <- a }})
+	defer l.Close()
+	select {
+	case a := <-decisions:
+		if len(a) != 1 || a[0].Kind != scaling.ScaleOut || a[0].Count != 2 {
+			t.Fatalf("first decision = %+v, want scale-out 2 for the demand", a)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no first decision")
+	}
+	l.Poke()
+	select {
+	case a := <-decisions:
+		if len(a) != 0 {
+			t.Fatalf("decision after poke = %+v, want none (3 blocks cover the demand)", a)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Poke made no decision")
+	}
+}

@@ -30,6 +30,12 @@ type LoopOptions struct {
 	// OnDecision, when set, sees every decision's actions (for logs and
 	// monitoring).
 	OnDecision func(Snapshot, []Action)
+	// Initial is the state of the loop's first decision. The zero State
+	// makes the first decision launch the initial blocks; an executor
+	// that made that decision itself (so that its blocks start before
+	// Start returns, and a failed submit fails Start) passes the State
+	// Decide returned.
+	Initial State
 }
 
 // Loop runs Decide every period on its own goroutine and applies the
@@ -38,6 +44,7 @@ type LoopOptions struct {
 type Loop struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	wake   chan struct{} // cap 1: Poke asked for a decision now
 	once   sync.Once
 }
 
@@ -47,7 +54,7 @@ func StartLoop(s Scaler, opts LoopOptions) *Loop {
 		opts.Period = 5 * time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &Loop{cancel: cancel, done: make(chan struct{})}
+	l := &Loop{cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	go l.run(ctx, s, opts)
 	return l
 }
@@ -59,7 +66,7 @@ func (l *Loop) run(ctx context.Context, s Scaler, opts LoopOptions) {
 			opts.OnError(err)
 		}
 	}
-	var st State
+	st := opts.Initial
 	t := time.NewTicker(opts.Period)
 	defer t.Stop()
 	for {
@@ -95,7 +102,19 @@ func (l *Loop) run(ctx context.Context, s Scaler, opts LoopOptions) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-l.wake:
 		}
+	}
+}
+
+// Poke asks for a decision now instead of at the next period, for an
+// event the executor saw first (a block that ended): a pool that dies at
+// start is then replaced, or the executor marked bad, in a fraction of a
+// period. It never blocks; pokes while one is pending are merged.
+func (l *Loop) Poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
 	}
 }
 

@@ -5,6 +5,8 @@
 //	                 Python's parsl-perf
 //	parsl pool       runs a generic (bash-only) worker pool for the
 //	                 high-throughput executor
+//	parsl interchange runs a standalone interchange for the
+//	                 high-throughput executor
 package main
 
 import (
@@ -39,5 +41,6 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: false,
 	}
 	root.AddCommand(newVersionCmd(), newPerfCmd(), newPoolCmd())
+	root.AddCommand(newInterchangeCmd())
 	return root
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/parsl-go/parsl/launcher"
 	"github.com/parsl-go/parsl/provider"
 	"github.com/parsl-go/parsl/provider/local"
+	"github.com/parsl-go/parsl/scaling"
 )
 
 // Options configures the executor. Zero fields take Parsl's defaults.
@@ -76,8 +77,25 @@ type Options struct {
 	MaxFrame int
 	// Provider starts blocks; default a local provider.
 	Provider provider.Provider
-	// Blocks is the number of blocks started by Start; default 1. A
-	// negative value starts none (pools then join by themselves).
+	// InitBlocks, MinBlocks and MaxBlocks bound the blocks the scaling
+	// strategy (Config.Strategy) keeps: InitBlocks start at Load, and the
+	// count then moves between MinBlocks and MaxBlocks with the load.
+	// When all three are zero they are Parsl's provider defaults: init 1,
+	// min 0, max 1. A zero MaxBlocks otherwise means max(InitBlocks,
+	// MinBlocks, 1).
+	InitBlocks, MinBlocks, MaxBlocks int
+	// Parallelism (0..1) is the fraction of outstanding tasks that should
+	// have a worker slot; 0 means Parsl's default 1, and a negative value
+	// asks for Parsl's parallelism 0 (one block as soon as there is work).
+	Parallelism float64
+	// NodesPerBlock is how many nodes (one pool each) a block has, for
+	// the strategy's count of worker slots per block; default 1. Set it
+	// to the provider's nodes per block.
+	NodesPerBlock int
+	// Blocks is deprecated: when InitBlocks, MinBlocks and MaxBlocks are
+	// all zero, Blocks > 0 keeps exactly that many blocks (init = min =
+	// max = Blocks), and a negative value starts none (pools then join by
+	// themselves).
 	Blocks int
 	// Walltime of each block (0 = unknown); pools drain before it ends and
 	// get no task that cannot finish in time.
@@ -94,7 +112,41 @@ type Options struct {
 	// a build or registry mismatch) before the executor gives up and fails
 	// its tasks; default the number of blocks started (at least 1).
 	RefusedLimit int
+	// FailureThreshold is how many blocks must fail at start, with no
+	// block ever running, before the executor is marked bad; default
+	// scaling.DefaultFailureThreshold (3).
+	FailureThreshold int
+	// Interchange says where the interchange runs: "" (default) in this
+	// process; "process" as a child process of this executable
+	// (PARSL_ROLE=interchange) that the executor starts, connects to and
+	// stops; or the "host:port" of the driver address of an interchange
+	// started with `parsl interchange`, for sites where compute nodes
+	// cannot reach the submit host (see remote.go).
+	Interchange string
+	// InterchangeDir, with a host:port Interchange, is the directory made
+	// by `parsl interchange --init DIR`: its interchange.json names the
+	// secret, CA and address file the executor and pools use.
+	InterchangeDir string
 }
+
+// Scaling defaults, as Parsl's Config.
+const (
+	DefaultStrategyPeriod = 5 * time.Second
+	DefaultMaxIdleTime    = 120 * time.Second
+)
+
+// block is one block started through the provider. Guarded by
+// Executor.mu.
+type block struct {
+	job      string
+	started  time.Time
+	scaledIn bool // ScaleIn removes it: neither capacity nor a failure
+	ended    bool // the provider reported a terminal state
+	final    provider.JobStatus
+}
+
+// maxFailures bounds the failures remembered for the strategy.
+const maxFailures = 16
 
 // BadStateError is why an executor stopped taking tasks: every pool it
 // started was refused or exited without joining. Tasks fail with an
@@ -117,7 +169,7 @@ type Executor struct {
 	dir  string
 	cfg  string // pool configuration file
 
-	ix   *interchange.Interchange
+	ix   broker // in-process, or the link to a standalone interchange
 	prov provider.Provider
 
 	// life orders Submit against Shutdown and bad state: Submit holds it
@@ -131,11 +183,17 @@ type Executor struct {
 
 	mu        sync.Mutex
 	jobs      []string          // provider job IDs, one per block
-	blockJob  map[string]string // block ID → job ID
+	blocks    map[string]*block // block ID → block
+	order     []string          // block IDs in start order
+	nextBlock int
+	failures  []scaling.Failure // blocks that ended without ever joining
 	joined    map[string]bool   // blocks whose pool ever registered
 	refused   int
 	launched  int
 	connected int
+
+	scfg scaling.Config
+	loop *scaling.Loop // set by Start, closed first by Shutdown
 
 	wg   sync.WaitGroup
 	quit chan struct{}
@@ -181,13 +239,33 @@ func New(opts Options) *Executor {
 	if opts.MaxFrame <= 0 {
 		opts.MaxFrame = wire.DefaultMaxFrame
 	}
-	if opts.Blocks == 0 {
-		opts.Blocks = 1
+	switch {
+	case opts.InitBlocks != 0 || opts.MinBlocks != 0 || opts.MaxBlocks != 0:
+		if opts.MaxBlocks == 0 {
+			opts.MaxBlocks = max(opts.InitBlocks, opts.MinBlocks, 1)
+		}
+	case opts.Blocks > 0:
+		opts.InitBlocks, opts.MinBlocks, opts.MaxBlocks = opts.Blocks, opts.Blocks, opts.Blocks
+	case opts.Blocks < 0:
+		// No block at all: pools started by hand join by themselves.
+	default:
+		opts.InitBlocks, opts.MinBlocks, opts.MaxBlocks = 1, 0, 1
+	}
+	if opts.NodesPerBlock <= 0 {
+		opts.NodesPerBlock = 1
+	}
+	switch {
+	case opts.Parallelism == 0:
+		opts.Parallelism = 1
+	case opts.Parallelism < 0:
+		opts.Parallelism = 0
+	case opts.Parallelism > 1:
+		opts.Parallelism = 1
 	}
 	if opts.Launcher == nil {
 		opts.Launcher = defaultLauncher
 	}
-	e := &Executor{opts: opts, blockJob: map[string]string{}, joined: map[string]bool{}, quit: make(chan struct{})}
+	e := &Executor{opts: opts, blocks: map[string]*block{}, joined: map[string]bool{}, quit: make(chan struct{})}
 	for i := range e.shards {
 		e.shards[i].m = map[int64]entry{}
 	}
@@ -213,6 +291,11 @@ func (e *Executor) Start(ctx context.Context, env executor.Env) (err error) {
 	e.log = env.Logger
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
+	}
+	// The provider is needed below for its script directory and walltime.
+	e.prov = e.opts.Provider
+	if e.prov == nil {
+		e.prov = local.New(local.Options{})
 	}
 	runDir := env.RunDir
 	if runDir == "" {
@@ -289,30 +372,282 @@ func (e *Executor) Start(ctx context.Context, env executor.Env) (err error) {
 		ixo.TLS = b.ServerConfig()
 		pc.CAFile, pc.ServerName = b.CAFile, certs.ServerName
 	}
-	e.ix, err = interchange.New(ixo)
-	if err != nil {
-		return fmt.Errorf("htex %q: %w", e.opts.Label, err)
+	if err := e.startBroker(ctx, ixo, &pc); err != nil {
+		return err
 	}
-	pc.Addresses = poolAddresses(e.ix.Addr())
 	e.cfg = filepath.Join(e.dir, "pool.json")
 	if err := wire.WritePoolConfig(e.cfg, pc); err != nil {
 		_ = e.ix.Close()
 		return fmt.Errorf("htex %q: writing the pool configuration: %w", e.opts.Label, err)
 	}
-	e.prov = e.opts.Provider
-	if e.prov == nil {
-		e.prov = local.New(local.Options{})
+	e.scfg = scaling.Config{
+		MinBlocks: max(e.opts.MinBlocks, 0), InitBlocks: max(e.opts.InitBlocks, 0), MaxBlocks: max(e.opts.MaxBlocks, 0),
+		Parallelism: e.opts.Parallelism, MaxIdleTime: env.MaxIdleTime, Strategy: env.Strategy,
+		FailureThreshold: e.opts.FailureThreshold,
 	}
-	for i := 0; i < e.opts.Blocks; i++ {
-		if err := e.startBlock(ctx, strconv.Itoa(i)); err != nil {
-			e.stopAll(context.Background())
-			return err
+	if e.opts.Walltime > 0 {
+		// A block is replaced once its walltime is nearly over; with
+		// short walltimes the default two minutes would make every block
+		// "expiring" from birth and have each period start another.
+		e.scfg.WalltimeMargin = min(scaling.DefaultWalltimeMargin, e.opts.Walltime/4)
+	}
+	if e.scfg.MaxIdleTime <= 0 {
+		e.scfg.MaxIdleTime = DefaultMaxIdleTime
+	}
+	if e.scfg.Strategy == "" {
+		e.scfg.Strategy = scaling.Simple
+	}
+	period := env.StrategyPeriod
+	if period <= 0 {
+		period = DefaultStrategyPeriod
+	}
+	// The first decision is made here, not on the loop's goroutine: the
+	// initial blocks are then submitted before Load returns, and a
+	// provider that cannot submit fails Load as it always did.
+	snap, err := e.snapshot(ctx)
+	if err != nil {
+		e.stopAll(context.Background())
+		return err
+	}
+	acts, st := scaling.Decide(snap, scaling.State{})
+	for _, a := range acts {
+		if a.Kind != scaling.ScaleOut {
+			continue
+		}
+		for range a.Count {
+			if err := e.startBlock(ctx, e.newBlockID()); err != nil {
+				e.stopAll(context.Background())
+				return err
+			}
 		}
 	}
+	e.loop = scaling.StartLoop(e, scaling.LoopOptions{
+		Period:   period,
+		Snapshot: e.snapshot,
+		Initial:  st,
+		OnBad:    e.setBad,
+		OnError: func(err error) {
+			e.log.Warn("htex: scaling", "err", err)
+		},
+		OnDecision: func(s scaling.Snapshot, acts []scaling.Action) {
+			for _, a := range acts {
+				e.log.Info("htex: scaling decision", "action", a.Kind.String(), "count", a.Count, "blocks", a.BlockIDs,
+					"reason", a.Reason, "outstanding", s.Outstanding)
+			}
+		},
+	})
 	e.wg.Add(1)
 	go e.watchBlocks()
-	e.log.Info("htex started", "address", e.ix.Addr().String(), "tls", e.encrypted(), "blocks", max(e.opts.Blocks, 0), "pool_config", e.cfg)
+	e.log.Info("htex started", "address", e.ix.Addr().String(), "tls", e.encrypted(), "init_blocks", e.scfg.InitBlocks,
+		"min_blocks", e.scfg.MinBlocks, "max_blocks", e.scfg.MaxBlocks, "strategy", e.scfg.Strategy, "strategy_period", period,
+		"max_idle_time", e.scfg.MaxIdleTime, "pool_config", e.cfg)
 	return nil
+}
+
+// newBlockID allocates the next block ID ("0", "1", ... as in Parsl).
+func (e *Executor) newBlockID() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	id := strconv.Itoa(e.nextBlock)
+	e.nextBlock++
+	return id
+}
+
+// ScaleOut implements scaling.Scaler: it starts n blocks through the
+// provider. A block that cannot be submitted counts as a failed block, so
+// that a provider that always refuses marks the executor bad, as in
+// Parsl.
+func (e *Executor) ScaleOut(ctx context.Context, n int) error {
+	var errs []error
+	for range n {
+		id := e.newBlockID()
+		if err := e.startBlock(ctx, id); err != nil {
+			if ctx.Err() != nil {
+				return errors.Join(append(errs, err)...)
+			}
+			e.mu.Lock()
+			e.addFailure(scaling.Failure{BlockID: id, State: provider.Failed, ExitCode: -1, Message: err.Error()})
+			e.mu.Unlock()
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ScaleIn implements scaling.Scaler: the managers of the blocks get no
+// more tasks and those with none in flight exit; after a short grace for
+// that clean exit the blocks' jobs are cancelled. A task still in flight
+// then (the strategy picks idle blocks, so only one dispatched since its
+// snapshot) fails as ManagerLost, which the kernel retries.
+func (e *Executor) ScaleIn(ctx context.Context, ids []string) error {
+	var jobs []string
+	want := map[string]bool{}
+	e.mu.Lock()
+	for _, id := range ids {
+		b := e.blocks[id]
+		if b == nil || b.scaledIn || b.ended {
+			continue
+		}
+		b.scaledIn = true
+		jobs = append(jobs, b.job)
+		want[id] = true
+	}
+	e.mu.Unlock()
+	if len(jobs) == 0 {
+		return nil
+	}
+	for id := range want {
+		e.ix.DrainBlock(id)
+	}
+	grace := time.NewTimer(2 * time.Second)
+	defer grace.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		left := false
+		for _, m := range e.ix.Managers() {
+			if want[m.BlockID] {
+				left = true
+				break
+			}
+		}
+		if !left {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-grace.C:
+			break wait
+		case <-tick.C:
+		}
+	}
+	// Cancel even when ctx is done (Shutdown): the jobs must not outlive
+	// the executor, and stopAll cancels them again anyway.
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.prov.Cancel(cctx, jobs); err != nil {
+		return fmt.Errorf("htex %q: cancelling scaled-in blocks %v: %w", e.opts.Label, ids, err)
+	}
+	e.log.Info("htex blocks scaled in", "blocks", ids, "jobs", jobs)
+	return nil
+}
+
+// addFailure records a block failure for the strategy; needs e.mu.
+func (e *Executor) addFailure(f scaling.Failure) {
+	e.failures = append(e.failures, f)
+	if len(e.failures) > maxFailures {
+		e.failures = append(e.failures[:0], e.failures[len(e.failures)-maxFailures:]...)
+	}
+}
+
+// markEnded records that a block's job reached a terminal state and
+// reports whether that is news. A block that ended on its own without its
+// pool ever joining is a failure, described with the tail of its stderr,
+// which is what a user needs to fix the cause. Needs e.mu.
+func (e *Executor) markEnded(id string, st provider.JobStatus) bool {
+	b := e.blocks[id]
+	if b == nil || b.ended {
+		return false
+	}
+	b.ended, b.final = true, st
+	if !b.scaledIn && !e.joined[id] {
+		path := st.StderrPath
+		if path == "" {
+			path = filepath.Join(e.dir, "block-"+id+".err")
+		}
+		msg := st.Message
+		if t := strings.TrimPrefix(tail(path), ": "); t != "" {
+			msg = strings.TrimSpace(msg + "\n" + t)
+		}
+		e.addFailure(scaling.Failure{BlockID: id, State: st.State, ExitCode: st.ExitCode, Message: msg})
+	}
+	return true
+}
+
+// snapshot is what the strategy sees: outstanding tasks, the provider's
+// state of every live block with its pools' load, idleness and walltime
+// left, and the block failures.
+func (e *Executor) snapshot(ctx context.Context) (scaling.Snapshot, error) {
+	e.mu.Lock()
+	var ids, jobs []string
+	for _, id := range e.order {
+		if b := e.blocks[id]; !b.ended {
+			ids, jobs = append(ids, id), append(jobs, b.job)
+		}
+	}
+	e.mu.Unlock()
+	var sts []provider.JobStatus
+	if len(jobs) > 0 {
+		var err error
+		if sts, err = e.prov.Status(ctx, jobs); err != nil {
+			return scaling.Snapshot{}, fmt.Errorf("htex %q: block status: %w", e.opts.Label, err)
+		}
+		if len(sts) != len(jobs) {
+			return scaling.Snapshot{}, fmt.Errorf("htex %q: block status: %d answers for %d jobs", e.opts.Label, len(sts), len(jobs))
+		}
+	}
+	now := time.Now()
+	type load struct {
+		tasks    int
+		busy     bool
+		idle     time.Time
+		deadline time.Time
+	}
+	loads := map[string]*load{}
+	for _, m := range e.ix.Managers() {
+		l := loads[m.BlockID]
+		if l == nil {
+			l = &load{}
+			loads[m.BlockID] = l
+		}
+		l.tasks += m.InFlight
+		if m.IdleSince.IsZero() {
+			l.busy = true
+		} else if m.IdleSince.After(l.idle) {
+			l.idle = m.IdleSince
+		}
+		if !m.Deadline.IsZero() && (l.deadline.IsZero() || m.Deadline.Before(l.deadline)) {
+			l.deadline = m.Deadline
+		}
+	}
+	snap := scaling.Snapshot{Now: now, Outstanding: e.Outstanding(), SlotsPerBlock: e.opts.MaxWorkersPerNode * e.opts.NodesPerBlock, Config: e.scfg}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i, id := range ids {
+		b := e.blocks[id]
+		if sts[i].State.Terminal() {
+			e.markEnded(id, sts[i])
+			continue
+		}
+		if b.scaledIn {
+			continue // on its way out: not capacity
+		}
+		blk := scaling.Block{ID: id, State: sts[i].State}
+		var deadline time.Time
+		if e.opts.Walltime > 0 {
+			deadline = b.started.Add(e.opts.Walltime)
+		}
+		if l := loads[id]; l != nil {
+			blk.Tasks = l.tasks
+			if !l.busy {
+				blk.IdleSince = l.idle
+			}
+			if !l.deadline.IsZero() {
+				deadline = l.deadline
+			}
+		}
+		if !deadline.IsZero() {
+			// Past its deadline a block has no time left, but zero would
+			// mean "unlimited".
+			blk.WalltimeLeft = max(deadline.Sub(now), time.Nanosecond)
+		}
+		snap.Blocks = append(snap.Blocks, blk)
+	}
+	snap.Failures = append([]scaling.Failure(nil), e.failures...)
+	snap.Ran = len(e.joined) > 0
+	return snap, nil
 }
 
 // poolAddresses lists what pools should dial: the listening address, or
@@ -356,7 +691,8 @@ func (e *Executor) startBlock(ctx context.Context, id string) error {
 	}
 	e.mu.Lock()
 	e.jobs = append(e.jobs, job)
-	e.blockJob[id] = job
+	e.blocks[id] = &block{job: job, started: time.Now()}
+	e.order = append(e.order, id)
 	e.launched++
 	e.mu.Unlock()
 	e.log.Info("htex block started", "block", id, "job", job)
@@ -544,8 +880,12 @@ func (e *Executor) failAll(why func(*executor.Task) error) {
 	}
 }
 
-// watchBlocks notices blocks that end while no pool is connected: without
-// it, tasks would wait for a pool that will never come.
+// watchBlocks notices blocks that end while no pool is connected: the
+// scaling loop is poked to replace them (or to mark the executor bad after
+// repeated failures) at once rather than a period later. With strategy
+// "none" nothing replaces a block, so when every block has ended the
+// executor goes bad here; without it, tasks would wait for a pool that
+// will never come.
 func (e *Executor) watchBlocks() {
 	defer e.wg.Done()
 	tick := time.NewTicker(250 * time.Millisecond)
@@ -557,31 +897,55 @@ func (e *Executor) watchBlocks() {
 		case <-tick.C:
 		}
 		e.mu.Lock()
-		jobs := append([]string(nil), e.jobs...)
+		var ids, jobs []string
+		total := 0
+		for _, id := range e.order {
+			b := e.blocks[id]
+			if b.scaledIn {
+				continue
+			}
+			total++
+			if !b.ended {
+				ids, jobs = append(ids, id), append(jobs, b.job)
+			}
+		}
 		connected := e.connected
 		e.mu.Unlock()
-		if len(jobs) == 0 || connected > 0 {
+		if total == 0 || connected > 0 {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		sts, err := e.prov.Status(ctx, jobs)
-		cancel()
-		if err != nil {
-			e.log.Warn("htex: block status failed", "err", err)
-			continue
-		}
-		var last provider.JobStatus
-		ended := 0
-		for _, st := range sts {
-			if st.State.Terminal() {
-				ended++
-				last = st
+		var sts []provider.JobStatus
+		if len(jobs) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			var err error
+			sts, err = e.prov.Status(ctx, jobs)
+			cancel()
+			if err != nil || len(sts) != len(jobs) {
+				e.log.Warn("htex: block status failed", "err", err)
+				continue
 			}
 		}
 		e.mu.Lock()
+		news := false
+		for i, st := range sts {
+			if st.State.Terminal() && e.markEnded(ids[i], st) {
+				news = true
+			}
+		}
+		var last *block
+		ended := 0
+		for _, id := range e.order {
+			if b := e.blocks[id]; !b.scaledIn && b.ended {
+				ended++
+				last = b
+			}
+		}
 		connected = e.connected
 		e.mu.Unlock()
-		if ended < len(sts) || connected > 0 {
+		if news {
+			e.loop.Poke()
+		}
+		if e.scfg.Strategy != scaling.None || ended < total || connected > 0 || last == nil {
 			continue
 		}
 		select {
@@ -589,8 +953,9 @@ func (e *Executor) watchBlocks() {
 			return
 		default:
 		}
+		f := last.final
 		e.setBad(fmt.Sprintf("every block has ended and no pool is connected; last block (job %s) ended %s with exit code %d%s; see %s%s",
-			last.JobID, last.State, last.ExitCode, msgSuffix(last.Message), last.StderrPath, tail(last.StderrPath)))
+			f.JobID, f.State, f.ExitCode, msgSuffix(f.Message), f.StderrPath, tail(f.StderrPath)))
 		return
 	}
 }
@@ -635,6 +1000,11 @@ func (e *Executor) Shutdown(ctx context.Context) error {
 	}
 	e.closed = true
 	e.life.Unlock()
+	// The loop goes first, so that no block is started or scaled in
+	// while the blocks are being stopped.
+	if e.loop != nil {
+		_ = e.loop.Close()
+	}
 	err := e.stopAll(ctx)
 	e.failAll(func(t *executor.Task) error {
 		return fmt.Errorf("htex executor %q shut down before task %d finished: %w", e.opts.Label, t.ID, failure.ErrDFKClosed)

@@ -348,7 +348,9 @@ func TestSilentPoolLostByHeartbeat(t *testing.T) {
 // interchange lets it finish its tasks, then tells it to exit.
 func TestDrainPeriod(t *testing.T) {
 	t.Parallel()
-	dfk, ex := load(t, htex.Options{DrainPeriod: 400 * time.Millisecond, MaxWorkersPerNode: 1}, 0)
+	// Strategy "none": nothing replaces the drained block (with the
+	// default strategy a new task would get a new block).
+	dfk, ex := loadScaling(t, htex.Options{DrainPeriod: 400 * time.Millisecond, MaxWorkersPerNode: 1}, parsl.Config{Strategy: "none"})
 	ctx := ctxT(t, 20*time.Second)
 	f := nap.Submit(dfk, parsl.Val(600)) // still running when the drain starts
 	if v, err := f.Get(ctx); err != nil || v != 600 {

@@ -22,6 +22,9 @@ func (e *RefusedError) Error() string { return "parsl: worker pool refused: " + 
 type Expect struct {
 	BuildID string
 	Digest  string
+	// Role is the Hello.Role accepted: "" on the pool address,
+	// RoleDriver on a standalone interchange's driver address.
+	Role string
 }
 
 // Nonce returns 32 random bytes.
@@ -107,6 +110,14 @@ func mismatch(h Hello, e Expect) string {
 		if e.Digest != "" && h.Digest != e.Digest {
 			diffs = append(diffs, fmt.Sprintf("app registry digest %.12s…, the driver's is %.12s…", h.Digest, e.Digest))
 		}
+	}
+	if h.Role != e.Role {
+		// Checked first and alone: a client at the wrong address needs
+		// only that said.
+		if e.Role == RoleDriver {
+			return fmt.Sprintf("pool %s on %s connected to the interchange's driver address; pools must use its pool address", h.Manager, h.Hostname)
+		}
+		return fmt.Sprintf("a client with role %q connected to the interchange's pool address; the driver must use its driver address", h.Role)
 	}
 	if len(diffs) == 0 {
 		return ""

@@ -41,11 +41,18 @@ const (
 	THeartbeat                 // both ways: still alive
 	TDrain                     // pool → interchange: take no more tasks
 	TShutdown                  // interchange → pool: exit now
+	// The driver link of a standalone interchange (see driver.go). The
+	// types are new numbers, so pools, which never see them, are
+	// unaffected.
+	TSubmit  // driver → interchange: a batch of encoded tasks
+	TDeliver // interchange → driver: results from one manager
+	TStatus  // interchange → driver: managers, joins, leaves, refusals
+	TControl // driver → interchange: purge, drain a block, shut down
 	maxType
 )
 
 func (t Type) String() string {
-	names := [...]string{"", "challenge", "hello", "welcome", "refuse", "tasks", "results", "heartbeat", "drain", "shutdown"}
+	names := [...]string{"", "challenge", "hello", "welcome", "refuse", "tasks", "results", "heartbeat", "drain", "shutdown", "submit", "deliver", "status", "control"}
 	if t > 0 && t < maxType {
 		return names[t]
 	}
@@ -74,8 +81,12 @@ type Hello struct {
 	// Walltime left for the pool's block; 0 = unknown. The interchange
 	// sends no task that cannot finish before it.
 	WalltimeLeft time.Duration `cbor:"t,omitempty"`
-	ClientNonce  []byte        `cbor:"cn"`
-	MAC          []byte        `cbor:"mac"`
+	// Role is RoleDriver for a driver joining a standalone interchange
+	// and empty for a pool; omitted when empty, so a pool's hello (and
+	// its MAC) is unchanged.
+	Role        string `cbor:"role,omitempty"`
+	ClientNonce []byte `cbor:"cn"`
+	MAC         []byte `cbor:"mac"`
 }
 
 // Welcome accepts a pool.

@@ -103,6 +103,8 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(frame(TResults, mustMarshal(Results{Results: []Result{{ID: 1, Err: &Error{Kind: ErrApp, Message: "m"}}}})))
 	f.Add(frame(THello, mustMarshal(Hello{Manager: "m", Workers: 2})))
 	f.Add(frame(THeartbeat, nil))
+	f.Add(frame(TSubmit, mustMarshal(Submit{Items: []SubmitItem{{ID: 1, Payload: []byte{0xa0}}}})))
+	f.Add(frame(TStatus, mustMarshal(Status{Managers: []ManagerState{{ID: "1"}}, Event: &ManagerEvent{Gone: true}})))
 	f.Add([]byte{0, 0, 0, 3, 6, 0xa1, 0x61})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 5})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -116,7 +118,7 @@ func FuzzReadFrame(f *testing.F) {
 				t.Fatalf("payload of %d bytes above the limit", len(p))
 			}
 			_ = typ.String()
-			for _, v := range []any{&Challenge{}, &Hello{}, &Welcome{}, &Refuse{}, &Tasks{}, &Results{}} {
+			for _, v := range []any{&Challenge{}, &Hello{}, &Welcome{}, &Refuse{}, &Tasks{}, &Results{}, &Submit{}, &Deliver{}, &Status{}, &Control{}} {
 				_ = Decode(typ, p, v)
 			}
 			var rs Results
