@@ -59,15 +59,25 @@ func TestRealHtexEndToEnd(t *testing.T) {
 	if len(jobs) != 2 {
 		t.Fatalf("job IDs %v, want 2 Slurm jobs", jobs)
 	}
-	// The pools that ran the tasks are these Slurm jobs.
-	running, err := prov.Status(ctxT(t, 30*time.Second), jobs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, st := range running {
-		if st.State != provider.Running {
-			t.Errorf("block job %s is %v (%s) while its pool serves tasks, want RUNNING", st.JobID, st.State, st.Message)
+	// Both blocks are Slurm jobs that run. The first pool may finish every
+	// task before Slurm starts the second job, so wait for it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		running, err := prov.Status(ctxT(t, 30*time.Second), jobs)
+		if err != nil {
+			t.Fatal(err)
 		}
+		all := true
+		for _, st := range running {
+			all = all && st.State == provider.Running
+		}
+		if all {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("block jobs %+v, want both RUNNING within 30 s", running)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if err := dfk.Close(ctxT(t, 60*time.Second)); err != nil {
 		t.Fatalf("Close: %v", err)
