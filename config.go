@@ -90,6 +90,10 @@ type Config struct {
 	// SQLite database with Python Parsl's schema.
 	Monitoring *MonitoringConfig
 
+	// Progress draws a progress bar (done, failed, running, rate, ETA) on
+	// standard error when it is a terminal, and nothing otherwise.
+	Progress bool
+
 	// NoSignalHandler leaves SIGINT and SIGTERM alone. By default the first
 	// such signal closes every open DFK (cancelling running tasks, writing
 	// the checkpoint, stopping workers) and then ends the program as the

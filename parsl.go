@@ -43,6 +43,7 @@ const (
 type DFK struct {
 	k       *dataflow.DFK
 	hub     *monitoring.Hub
+	bar     *progressBar
 	runDir  string
 	logFile *os.File
 	// joinView is the DFK handed to join app bodies: the same kernel, but
@@ -110,9 +111,22 @@ func Load(ctx context.Context, cfg Config) (*DFK, error) {
 		}
 		d.hub = hub
 	}
-	var observer dataflow.Observer
+	var obs observers
 	if hub != nil {
-		observer = hub
+		obs = append(obs, hub)
+	}
+	if cfg.Progress {
+		if d.bar = newProgressBar(os.Stderr); d.bar != nil {
+			obs = append(obs, d.bar)
+		}
+	}
+	var observer dataflow.Observer
+	switch len(obs) {
+	case 0:
+	case 1:
+		observer = obs[0]
+	default:
+		observer = obs
 	}
 	k, err := dataflow.New(ctx, dataflow.Config{
 		Observer:     observer,
@@ -204,6 +218,10 @@ func (d *DFK) Close(ctx context.Context) error {
 			err = errors.Join(err, herr)
 		}
 		cancel()
+	}
+	if d.bar != nil {
+		d.bar.close()
+		d.bar = nil
 	}
 	unwatchSignals(d)
 	if d.logFile != nil {

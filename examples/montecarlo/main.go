@@ -46,7 +46,8 @@ func main() {
 
 	ctx := context.Background()
 	start := time.Now()
-	dfk, err := parsl.Load(ctx, parsl.Config{})
+	// Progress draws a bar on a terminal and stays silent otherwise.
+	dfk, err := parsl.Load(ctx, parsl.Config{Progress: true})
 	if err != nil {
 		log.Fatal(err)
 	}
