@@ -30,11 +30,26 @@ const (
 // MonitoringConfig turns monitoring on.
 type MonitoringConfig struct {
 	// DBPath is the database; default RunDir/monitoring.db (shared by the
-	// runs under RunDir, as in Parsl).
+	// runs under RunDir, as in Parsl). NoDatabase ("-") writes none, for
+	// runs that want only the Prometheus endpoint.
 	DBPath string
 	// WorkflowName labels the run; default the program's name.
 	WorkflowName string
+	// MetricsAddr, when set, serves Prometheus metrics at
+	// http://MetricsAddr/metrics while the DFK is open: task counts by
+	// state, task durations by executor, failed tries, and the connected
+	// pools of executors that report them (htex). "" serves nothing. Use a
+	// loopback address such as "127.0.0.1:9464": the endpoint has no
+	// authentication, so listening on other interfaces (":9464",
+	// "0.0.0.0:9464") must be asked for explicitly and exposes the
+	// metrics to the network. Port 0 picks a free port; DFK.MetricsAddr
+	// tells which. A port already in use fails Load.
+	MetricsAddr string
 }
+
+// NoDatabase, as MonitoringConfig.DBPath, turns the SQLite database off
+// while keeping the rest of monitoring (the metrics endpoint).
+const NoDatabase = "-"
 
 // TaskInfo describes a failed try to a RetryHandler.
 type TaskInfo = dataflow.TaskInfo

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/parsl-go/parsl/internal/registry"
 	"github.com/parsl-go/parsl/memo"
 	"github.com/parsl-go/parsl/monitoring"
+	"github.com/parsl-go/parsl/monitoring/metrics"
 )
 
 // State is a task's state, with Python Parsl's names.
@@ -43,6 +45,7 @@ const (
 type DFK struct {
 	k       *dataflow.DFK
 	hub     *monitoring.Hub
+	metrics *metrics.Server
 	bar     *progressBar
 	runDir  string
 	logFile *os.File
@@ -95,8 +98,27 @@ func Load(ctx context.Context, cfg Config) (*DFK, error) {
 	if len(execs) == 0 {
 		execs = []executor.Executor{threads.New(threads.Options{})}
 	}
+	var obs observers
+	// The metrics port is bound first, so that a busy port fails Load
+	// before the database or any executor is started.
+	if cfg.Monitoring != nil && cfg.Monitoring.MetricsAddr != "" {
+		pools := make([]any, len(execs))
+		for i, e := range execs {
+			pools[i] = e
+		}
+		col := metrics.New(pools...)
+		srv, err := metrics.Listen(cfg.Monitoring.MetricsAddr, col)
+		if err != nil {
+			if d.logFile != nil {
+				d.logFile.Close()
+			}
+			return nil, fmt.Errorf("parsl: starting the metrics endpoint (Monitoring.MetricsAddr %q): %w", cfg.Monitoring.MetricsAddr, err)
+		}
+		d.metrics = srv
+		obs = append(obs, col)
+	}
 	var hub *monitoring.Hub
-	if cfg.Monitoring != nil {
+	if cfg.Monitoring != nil && cfg.Monitoring.DBPath != NoDatabase {
 		db := cfg.Monitoring.DBPath
 		if db == "" {
 			db = filepath.Join(base, "monitoring.db")
@@ -104,15 +126,13 @@ func Load(ctx context.Context, cfg Config) (*DFK, error) {
 		hub, err = monitoring.NewHub(ctx, monitoring.Options{DBPath: db, WorkflowName: cfg.Monitoring.WorkflowName,
 			RunDir: runDir, Logger: logger.With("component", "monitoring")})
 		if err != nil {
+			_ = d.closeMetrics()
 			if d.logFile != nil {
 				d.logFile.Close()
 			}
 			return nil, fmt.Errorf("parsl: starting monitoring: %w", err)
 		}
 		d.hub = hub
-	}
-	var obs observers
-	if hub != nil {
 		obs = append(obs, hub)
 	}
 	if cfg.Progress {
@@ -150,12 +170,18 @@ func Load(ctx context.Context, cfg Config) (*DFK, error) {
 		if hub != nil {
 			_ = hub.Close(context.Background())
 		}
+		_ = d.closeMetrics()
 		if d.logFile != nil {
 			d.logFile.Close()
 		}
 		return nil, err
 	}
 	d.k = k
+	if d.metrics != nil {
+		// Served only now: scrapes read the executors, which are started.
+		d.metrics.Serve()
+		logger.Info("metrics endpoint up", "url", "http://"+d.metrics.Addr().String()+"/metrics")
+	}
 	d.joinView = &DFK{k: k, runDir: runDir, inner: true}
 	logger.Info("DFK loaded", "executors", len(execs), "apps", len(registry.Names()), "registry_digest", registry.Digest())
 	if !cfg.NoSignalHandler {
@@ -219,6 +245,13 @@ func (d *DFK) Close(ctx context.Context) error {
 		}
 		cancel()
 	}
+	if d.metrics != nil {
+		// After the kernel, so that a last scrape can see the final counts.
+		if merr := d.closeMetrics(); merr != nil {
+			d.k.Logger().Error("metrics endpoint did not stop cleanly", "err", merr)
+			err = errors.Join(err, merr)
+		}
+	}
 	if d.bar != nil {
 		d.bar.close()
 		d.bar = nil
@@ -230,6 +263,28 @@ func (d *DFK) Close(ctx context.Context) error {
 		// hit a closed file. It is closed when the DFK is collected.
 	}
 	return err
+}
+
+// closeMetrics stops the metrics endpoint, if any, giving scrapes in
+// progress a few seconds. Later calls return the first one's result.
+func (d *DFK) closeMetrics() error {
+	if d.metrics == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return d.metrics.Close(ctx)
+}
+
+// MetricsAddr returns the address the Prometheus endpoint listens on (with
+// the real port when Monitoring.MetricsAddr asked for port 0), or nil when
+// there is none. After Close the address is still returned, but nothing
+// listens there any more.
+func (d *DFK) MetricsAddr() net.Addr {
+	if d == nil || d.metrics == nil {
+		return nil
+	}
+	return d.metrics.Addr()
 }
 
 // Wait blocks until no task is outstanding, or ctx ends.
