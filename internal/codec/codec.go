@@ -90,7 +90,7 @@ func EncodableValue(v any) error {
 	if err := Encodable(t); err != nil {
 		return err
 	}
-	if containsInterface(t) {
+	if ContainsInterface(t) {
 		// The static check passed but an interface inside may hold anything.
 		if _, err := encMode.Marshal(v); err != nil {
 			return err
@@ -134,7 +134,10 @@ func encodable(t reflect.Type, seen map[reflect.Type]bool) error {
 	return nil
 }
 
-func containsInterface(t reflect.Type) bool {
+// ContainsInterface reports whether a value of type t can hold an interface
+// value (t is one, or has one inside), so that only the dynamic value tells
+// whether it encodes.
+func ContainsInterface(t reflect.Type) bool {
 	return hasInterface(t, map[reflect.Type]bool{})
 }
 

@@ -120,7 +120,7 @@ func ParamOf[T any]() Param {
 	t := reflect.TypeFor[T]()
 	p := Param{Type: t, Unencodable: codec.Encodable(t)}
 	if p.Unencodable == nil {
-		p.HasInterface = t.Kind() == reflect.Interface || hasInterface(t, map[reflect.Type]bool{})
+		p.HasInterface = codec.ContainsInterface(t)
 	}
 	p.Decode = func(raw []byte) (any, error) {
 		var v T
@@ -130,31 +130,6 @@ func ParamOf[T any]() Param {
 		return v, nil
 	}
 	return p
-}
-
-// hasInterface reports whether t contains an interface type. seen stops the
-// walk on recursive types (type Node struct{ Next *Node }), which would
-// otherwise recurse without end.
-func hasInterface(t reflect.Type, seen map[reflect.Type]bool) bool {
-	if seen[t] {
-		return false
-	}
-	seen[t] = true
-	switch t.Kind() {
-	case reflect.Interface:
-		return true
-	case reflect.Pointer, reflect.Slice, reflect.Array:
-		return hasInterface(t.Elem(), seen)
-	case reflect.Map:
-		return hasInterface(t.Key(), seen) || hasInterface(t.Elem(), seen)
-	case reflect.Struct:
-		for i := 0; i < t.NumField(); i++ {
-			if f := t.Field(i); f.IsExported() && hasInterface(f.Type, seen) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 var (
