@@ -650,21 +650,6 @@ func (e *Executor) snapshot(ctx context.Context) (scaling.Snapshot, error) {
 	return snap, nil
 }
 
-// poolAddresses lists what pools should dial: the listening address, or
-// this host's name when listening on every interface.
-func poolAddresses(a net.Addr) []string {
-	ta, ok := a.(*net.TCPAddr)
-	if !ok || !ta.IP.IsUnspecified() {
-		return []string{a.String()}
-	}
-	port := strconv.Itoa(ta.Port)
-	var out []string
-	if h, err := os.Hostname(); err == nil {
-		out = append(out, net.JoinHostPort(h, port))
-	}
-	return append(out, net.JoinHostPort("127.0.0.1", port))
-}
-
 func (e *Executor) startBlock(ctx context.Context, id string) error {
 	cmd := e.opts.PoolCommand
 	if len(cmd) == 0 {

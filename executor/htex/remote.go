@@ -65,7 +65,7 @@ func (e *Executor) startBroker(ctx context.Context, ixo interchange.Options, pc 
 			return fmt.Errorf("htex %q: %w", e.opts.Label, err)
 		}
 		e.ix = ix
-		pc.Addresses = poolAddresses(ix.Addr())
+		pc.Addresses = interchange.PoolAddresses(ix.Addr())
 		return nil
 	}
 	r, err := e.startRemote(ctx, ixo, pc)
