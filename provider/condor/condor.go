@@ -61,9 +61,12 @@ type Options struct {
 // Provider submits blocks as HTCondor jobs. It is safe for concurrent use.
 // Job IDs are "cluster.proc" ("12.0").
 type Provider struct {
-	opts   Options
-	run    batch.Runner
-	script batch.ScriptDir
+	// common gives Provider its AppliesLauncher, BlockWalltime,
+	// SetScriptDir and ScriptDir methods, which every batch provider
+	// answers alike (go doc does not list methods promoted this way).
+	common
+	opts Options
+	run  batch.Runner
 
 	mu   sync.Mutex
 	jobs map[string]*job
@@ -89,7 +92,7 @@ func New(opts Options) *Provider {
 	}
 	p := &Provider{opts: opts, jobs: map[string]*job{}}
 	p.run = batch.Runner{Scheduler: "condor", Timeout: opts.CmdTimeout, Hint: hint}
-	p.script.Set(opts.ScriptDir)
+	batch.InitCommon(&p.common, opts.Walltime, opts.ScriptDir)
 	return p
 }
 
@@ -100,20 +103,6 @@ func hint(e *CommandError) string {
 	return "check that the schedd is up (`condor_status -schedd`)"
 }
 
-// AppliesLauncher tells an executor that this provider wraps the command
-// with its own Launcher, so the executor must not.
-func (p *Provider) AppliesLauncher() bool { return true }
-
-// BlockWalltime returns the walltime of every block.
-func (p *Provider) BlockWalltime() time.Duration { return p.opts.Walltime }
-
-// SetScriptDir sets the directory where job scripts and submit files are
-// written. It affects later submits only.
-func (p *Provider) SetScriptDir(dir string) { p.script.Set(dir) }
-
-// ScriptDir returns the directory where job scripts are written.
-func (p *Provider) ScriptDir() string { return p.script.Get() }
-
 // Submit implements provider.Provider: it writes a job script (exports,
 // WorkerInit, the launcher-wrapped command) and a submit description, and
 // runs condor_submit.
@@ -121,17 +110,10 @@ func (p *Provider) Submit(ctx context.Context, command []string, env []string, b
 	fail := func(script string, err error) (string, error) {
 		return "", batch.NewSubmitError("condor", blockID, script, err)
 	}
-	if len(command) == 0 {
-		return fail("", errors.New("empty command"))
+	if err := batch.PrepareSubmit(command, &stdout, &stderr); err != nil {
+		return fail("", err)
 	}
-	for _, f := range []*string{&stdout, &stderr} {
-		abs, err := filepath.Abs(*f)
-		if err != nil {
-			return fail("", fmt.Errorf("output path %q: %w", *f, err))
-		}
-		*f = abs
-	}
-	dir, err := p.script.Ensure("condor")
+	dir, err := batch.EnsureScriptDir(&p.common, "condor")
 	if err != nil {
 		return fail("", err)
 	}
@@ -181,76 +163,53 @@ const chunkSize = 100
 // such a job was COMPLETED... unless it set leave_in_queue, which keeps
 // every finished job in the queue until removed by hand.
 func (p *Provider) Status(ctx context.Context, ids []string) ([]provider.JobStatus, error) {
-	out := make([]provider.JobStatus, len(ids))
-	var ask []string
-	where := map[string][]int{}
-	p.mu.Lock()
-	for i, id := range ids {
-		out[i] = provider.JobStatus{JobID: id}
-		j := p.jobs[id]
-		if j != nil && j.final != nil {
-			out[i] = *j.final
-			continue
-		}
-		if j != nil {
-			out[i].StdoutPath, out[i].StderrPath = j.stdout, j.stderr
-		}
-		if !validID(id) {
-			out[i].Message = "not an HTCondor job ID (cluster.proc)"
-			continue
-		}
-		if _, ok := where[id]; !ok {
-			ask = append(ask, id)
-		}
-		where[id] = append(where[id], i)
-	}
-	p.mu.Unlock()
-	if len(ask) == 0 {
-		return out, nil
-	}
-	found, err := p.query(ctx, "condor_q", ask, "HoldReason")
-	if err != nil {
-		return nil, err
-	}
-	var gone []string
-	for _, id := range ask {
-		if _, ok := found[id]; !ok {
-			gone = append(gone, id)
-		}
-	}
-	why := ""
-	if len(gone) > 0 {
-		hist, err := p.query(ctx, "condor_history", gone, "RemoveReason")
-		if err != nil {
-			why = ": condor_history failed: " + err.Error()
-		}
-		for id, r := range hist {
-			found[id] = r
-		}
-	}
-	for _, id := range ask {
-		r, ok := found[id]
-		for _, i := range where[id] {
-			if !ok {
-				out[i].State = provider.Missing
-				out[i].Message = "HTCondor no longer knows this job (not in condor_q, nor in condor_history" + why + "); it is not queued, but its final state and exit code are lost"
-				continue
+	s := batch.Status[row]{
+		Lock: &p.mu, Lookup: p.lookup, Remember: p.remember,
+		Invalid: func(id string) string {
+			if !validID(id) {
+				return "not an HTCondor job ID (cluster.proc)"
 			}
+			return ""
+		},
+		Queue: func(ctx context.Context, ids []string) (map[string]row, error) {
+			return p.query(ctx, "condor_q", ids, "HoldReason")
+		},
+		History: func(ctx context.Context, ids []string) (map[string]row, error) {
+			return p.query(ctx, "condor_history", ids, "RemoveReason")
+		},
+		Missing: func(histErr error) string {
+			why := ""
+			if histErr != nil {
+				why = ": condor_history failed: " + histErr.Error()
+			}
+			return "HTCondor no longer knows this job (not in condor_q, nor in condor_history" + why + "); it is not queued, but its final state and exit code are lost"
+		},
+		Convert: func(id string, r row) (provider.JobStatus, bool) {
 			st := r.status(id)
-			st.StdoutPath, st.StderrPath = out[i].StdoutPath, out[i].StderrPath
-			out[i] = st
-			if st.State.Terminal() {
-				p.mu.Lock()
-				if p.jobs[id] == nil {
-					p.jobs[id] = &job{}
-				}
-				f := st
-				p.jobs[id].final = &f
-				p.mu.Unlock()
-			}
-		}
+			return st, st.State.Terminal()
+		},
 	}
-	return out, nil
+	return s.Run(ctx, ids)
+}
+
+// lookup returns what Status remembers of job id; p.mu is held.
+func (p *Provider) lookup(id string) (final *provider.JobStatus, stdout, stderr string, known bool) {
+	j := p.jobs[id]
+	if j == nil {
+		return nil, "", "", false
+	}
+	return j.final, j.stdout, j.stderr, true
+}
+
+// remember keeps the final status of job id, which the scheduler will
+// forget.
+func (p *Provider) remember(id string, st provider.JobStatus) {
+	p.mu.Lock()
+	if p.jobs[id] == nil {
+		p.jobs[id] = &job{}
+	}
+	p.jobs[id].final = &st
+	p.mu.Unlock()
 }
 
 // validID reports whether id is "cluster.proc"; anything else given to
@@ -291,18 +250,9 @@ func (p *Provider) query(ctx context.Context, cmd string, ids []string, reason s
 // Cancel implements provider.Provider: condor_rm every job. Jobs
 // condor_rm cannot find (already gone) are not an error.
 func (p *Provider) Cancel(ctx context.Context, ids []string) error {
-	var errs []error
-	for _, chunk := range batch.Chunks(ids, chunkSize) {
-		_, err := p.run.Run(ctx, nil, "condor_rm", chunk...)
-		var ce *CommandError
-		if err != nil && errors.As(err, &ce) && ce.ExitCode > 0 && onlyNotFound(ce.Stderr) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("condor provider: cancel: %w", err))
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(p.run.CancelChunks(ctx, "condor_rm", ids, chunkSize, func(ce *CommandError) bool {
+		return ce.ExitCode > 0 && onlyNotFound(ce.Stderr)
+	})...)
 }
 
 // onlyNotFound reports whether every line of condor_rm's stderr is "Job
@@ -320,6 +270,10 @@ func onlyNotFound(stderr string) bool {
 	}
 	return seen
 }
+
+// common is batch.Common under a name that keeps the embedded field
+// unexported.
+type common = batch.Common
 
 // CommandError is an HTCondor command that failed: not found, timed out,
 // or exited with a non-zero code.

@@ -10,8 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -60,9 +58,12 @@ type Options struct {
 // Provider submits blocks as Grid Engine batch jobs. It is safe for
 // concurrent use. Job IDs are the numbers `qsub -terse` prints.
 type Provider struct {
-	opts   Options
-	run    batch.Runner
-	script batch.ScriptDir
+	// common gives Provider its AppliesLauncher, BlockWalltime,
+	// SetScriptDir and ScriptDir methods, which every batch provider
+	// answers alike (go doc does not list methods promoted this way).
+	common
+	opts Options
+	run  batch.Runner
 
 	mu   sync.Mutex
 	jobs map[string]*job
@@ -98,7 +99,7 @@ func New(opts Options) *Provider {
 	}
 	p := &Provider{opts: opts, jobs: map[string]*job{}}
 	p.run = batch.Runner{Scheduler: "gridengine", Timeout: opts.CmdTimeout, Hint: hint}
-	p.script.Set(opts.ScriptDir)
+	batch.InitCommon(&p.common, opts.Walltime, opts.ScriptDir)
 	return p
 }
 
@@ -113,20 +114,6 @@ func hint(e *CommandError) string {
 	}
 }
 
-// AppliesLauncher tells an executor that this provider wraps the command
-// with its own Launcher, so the executor must not.
-func (p *Provider) AppliesLauncher() bool { return true }
-
-// BlockWalltime returns the walltime of every block.
-func (p *Provider) BlockWalltime() time.Duration { return p.opts.Walltime }
-
-// SetScriptDir sets the directory where batch scripts are written (an
-// executor passes <run dir>/submit_scripts). It affects later submits only.
-func (p *Provider) SetScriptDir(dir string) { p.script.Set(dir) }
-
-// ScriptDir returns the directory where batch scripts are written.
-func (p *Provider) ScriptDir() string { return p.script.Get() }
-
 // Submit implements provider.Provider: it writes a batch script that
 // exports env, runs WorkerInit and then the launcher-wrapped command, and
 // submits it with `qsub -terse`.
@@ -134,17 +121,8 @@ func (p *Provider) Submit(ctx context.Context, command []string, env []string, b
 	fail := func(script string, err error) (string, error) {
 		return "", batch.NewSubmitError("gridengine", blockID, script, err)
 	}
-	if len(command) == 0 {
-		return fail("", errors.New("empty command"))
-	}
-	// qsub resolves relative -o/-e paths against the job's directory;
-	// absolute paths keep the files where the caller expects them.
-	for _, f := range []*string{&stdout, &stderr} {
-		abs, err := filepath.Abs(*f)
-		if err != nil {
-			return fail("", fmt.Errorf("output path %q: %w", *f, err))
-		}
-		*f = abs
+	if err := batch.PrepareSubmit(command, &stdout, &stderr); err != nil {
+		return fail("", err)
 	}
 	// Grid Engine refuses job names with "/", ":", "@", "\", "*" or "?".
 	name := batch.UnsafeName.ReplaceAllString("parsl."+blockID, "_")
@@ -155,13 +133,9 @@ func (p *Provider) Submit(ctx context.Context, command []string, env []string, b
 	if err != nil {
 		return fail("", fmt.Errorf("writing the batch script: %w", err))
 	}
-	dir, err := p.script.Ensure("gridengine")
+	script, err := batch.WriteScript(&p.common, "gridengine", name, "qsub", text)
 	if err != nil {
-		return fail("", err)
-	}
-	script := filepath.Join(dir, fmt.Sprintf("%s.%d.qsub", name, time.Now().UnixNano()))
-	if err := os.WriteFile(script, []byte(text), 0o644); err != nil {
-		return fail(script, fmt.Errorf("writing the batch script: %w", err))
+		return fail(script, err)
 	}
 	out, err := p.run.Run(ctx, nil, "qsub", "-terse", script)
 	if err != nil {
@@ -364,16 +338,10 @@ func (p *Provider) Cancel(ctx context.Context, ids []string) error {
 		}
 	}
 	p.mu.Unlock()
-	for _, chunk := range batch.Chunks(bare, 100) {
-		_, err := p.run.Run(ctx, nil, "qdel", chunk...)
-		var ce *CommandError
-		if err != nil && errors.As(err, &ce) && ce.ExitCode == 1 && onlyGone(ce.Stdout+"\n"+ce.Stderr) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("gridengine provider: cancel: %w", err))
-		}
-	}
+	// qdel exits 1 and says so (on stdout or stderr) for jobs already gone.
+	errs = append(errs, p.run.CancelChunks(ctx, "qdel", bare, 100, func(ce *CommandError) bool {
+		return ce.ExitCode == 1 && onlyGone(ce.Stdout+"\n"+ce.Stderr)
+	})...)
 	stillListed := func(left []string) error {
 		return errors.Join(append(errs, fmt.Errorf("gridengine provider: jobs %s still listed by qstat after qdel (check `qstat -j %s`): %w",
 			strings.Join(left, ","), left[0], ctx.Err()))...)
@@ -424,6 +392,10 @@ func onlyGone(s string) bool {
 	}
 	return true
 }
+
+// common is batch.Common under a name that keeps the embedded field
+// unexported.
+type common = batch.Common
 
 // CommandError is a Grid Engine command that failed: not found, timed
 // out, or exited with a non-zero code.

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -57,9 +56,12 @@ type Options struct {
 // Provider submits blocks as LSF batch jobs. It is safe for concurrent use.
 // Job IDs are LSF's numbers ("1234").
 type Provider struct {
-	opts   Options
-	run    batch.Runner
-	script batch.ScriptDir
+	// common gives Provider its AppliesLauncher, BlockWalltime,
+	// SetScriptDir and ScriptDir methods, which every batch provider
+	// answers alike (go doc does not list methods promoted this way).
+	common
+	opts Options
+	run  batch.Runner
 
 	mu   sync.Mutex
 	jobs map[string]*job
@@ -92,7 +94,7 @@ func New(opts Options) *Provider {
 	}
 	p := &Provider{opts: opts, jobs: map[string]*job{}}
 	p.run = batch.Runner{Scheduler: "lsf", Timeout: opts.CmdTimeout, Hint: hint}
-	p.script.Set(opts.ScriptDir)
+	batch.InitCommon(&p.common, opts.Walltime, opts.ScriptDir)
 	return p
 }
 
@@ -103,20 +105,6 @@ func hint(e *CommandError) string {
 	return "check that LSF answers (`lsid`, `bqueues`)"
 }
 
-// AppliesLauncher tells an executor that this provider wraps the command
-// with its own Launcher, so the executor must not.
-func (p *Provider) AppliesLauncher() bool { return true }
-
-// BlockWalltime returns the walltime of every block.
-func (p *Provider) BlockWalltime() time.Duration { return p.opts.Walltime }
-
-// SetScriptDir sets the directory where batch scripts are written. It
-// affects later submits only.
-func (p *Provider) SetScriptDir(dir string) { p.script.Set(dir) }
-
-// ScriptDir returns the directory where batch scripts are written.
-func (p *Provider) ScriptDir() string { return p.script.Get() }
-
 // Submit implements provider.Provider: it writes a batch script and feeds
 // it to bsub on standard input. bsub reads #BSUB directives only from a
 // script on its standard input; given the script as an argument, it would
@@ -125,15 +113,8 @@ func (p *Provider) Submit(ctx context.Context, command []string, env []string, b
 	fail := func(script string, err error) (string, error) {
 		return "", batch.NewSubmitError("lsf", blockID, script, err)
 	}
-	if len(command) == 0 {
-		return fail("", errors.New("empty command"))
-	}
-	for _, f := range []*string{&stdout, &stderr} {
-		abs, err := filepath.Abs(*f)
-		if err != nil {
-			return fail("", fmt.Errorf("output path %q: %w", *f, err))
-		}
-		*f = abs
+	if err := batch.PrepareSubmit(command, &stdout, &stderr); err != nil {
+		return fail("", err)
 	}
 	name := "parsl." + blockID
 	text, err := renderScript(scriptParams{
@@ -143,13 +124,9 @@ func (p *Provider) Submit(ctx context.Context, command []string, env []string, b
 	if err != nil {
 		return fail("", fmt.Errorf("writing the batch script: %w", err))
 	}
-	dir, err := p.script.Ensure("lsf")
+	script, err := batch.WriteScript(&p.common, "lsf", name, "bsub", text)
 	if err != nil {
-		return fail("", err)
-	}
-	script := filepath.Join(dir, fmt.Sprintf("%s.%d.bsub", batch.UnsafeName.ReplaceAllString(name, "_"), time.Now().UnixNano()))
-	if err := os.WriteFile(script, []byte(text), 0o644); err != nil {
-		return fail(script, fmt.Errorf("writing the batch script: %w", err))
+		return fail(script, err)
 	}
 	f, err := os.Open(script)
 	if err != nil {
@@ -180,62 +157,23 @@ const chunkSize = 100
 // A job neither lists is Missing: not running, but how it ended is lost.
 // Parsl instead assumed such a job had COMPLETED.
 func (p *Provider) Status(ctx context.Context, ids []string) ([]provider.JobStatus, error) {
-	out := make([]provider.JobStatus, len(ids))
-	var ask []string
-	where := map[string][]int{}
-	p.mu.Lock()
-	for i, id := range ids {
-		out[i] = provider.JobStatus{JobID: id}
-		j := p.jobs[id]
-		if j != nil && j.final != nil {
-			out[i] = *j.final
-			continue
-		}
-		if j != nil {
-			out[i].StdoutPath, out[i].StderrPath = j.stdout, j.stderr
-		}
-		if _, ok := where[id]; !ok {
-			ask = append(ask, id)
-		}
-		where[id] = append(where[id], i)
-	}
-	p.mu.Unlock()
-	if len(ask) == 0 {
-		return out, nil
-	}
-	found, err := p.bjobs(ctx, ask, false)
-	if err != nil {
-		return nil, err
-	}
-	var gone []string
-	for _, id := range ask {
-		if _, ok := found[id]; !ok {
-			gone = append(gone, id)
-		}
-	}
-	why := "nor in `bjobs -a`: it finished longer ago than CLEAN_PERIOD; `bhist -l` may still know it"
-	if len(gone) > 0 {
-		hist, err := p.bjobs(ctx, gone, true)
-		if err != nil {
-			why = "and `bjobs -a` failed: " + err.Error()
-		}
-		for id, s := range hist {
-			found[id] = s
-		}
-	}
-	for _, id := range ask {
-		stat, ok := found[id]
-		for _, i := range where[id] {
-			if !ok {
-				out[i].State = provider.Missing
-				out[i].Message = "LSF no longer lists this job (not in bjobs, " + why + "); it is not running, but its final state is lost"
-				continue
+	s := batch.Status[string]{
+		Lock: &p.mu, Lookup: p.lookup, Remember: p.remember,
+		Queue:   func(ctx context.Context, ids []string) (map[string]string, error) { return p.bjobs(ctx, ids, false) },
+		History: func(ctx context.Context, ids []string) (map[string]string, error) { return p.bjobs(ctx, ids, true) },
+		Missing: func(histErr error) string {
+			why := "nor in `bjobs -a`: it finished longer ago than CLEAN_PERIOD; `bhist -l` may still know it"
+			if histErr != nil {
+				why = "and `bjobs -a` failed: " + histErr.Error()
 			}
+			return "LSF no longer lists this job (not in bjobs, " + why + "); it is not running, but its final state is lost"
+		},
+		Convert: func(id string, stat string) (provider.JobStatus, bool) {
 			p.mu.Lock()
 			j := p.jobs[id]
 			killed := j != nil && j.killed
 			p.mu.Unlock()
-			st := provider.JobStatus{JobID: id, State: provider.Unknown, StdoutPath: out[i].StdoutPath, StderrPath: out[i].StderrPath}
+			st := provider.JobStatus{JobID: id, State: provider.Unknown}
 			info, known := states[stat]
 			switch {
 			case !known:
@@ -246,20 +184,31 @@ func (p *Provider) Status(ctx context.Context, ids []string) ([]provider.JobStat
 			default:
 				st.State, st.Message = info.state, info.name
 			}
-			out[i] = st
 			// ZOMBI is not final: the job becomes EXIT later.
-			if st.State.Terminal() && stat != "ZOMBI" {
-				p.mu.Lock()
-				if p.jobs[id] == nil {
-					p.jobs[id] = &job{}
-				}
-				f := st
-				p.jobs[id].final = &f
-				p.mu.Unlock()
-			}
-		}
+			return st, st.State.Terminal() && stat != "ZOMBI"
+		},
 	}
-	return out, nil
+	return s.Run(ctx, ids)
+}
+
+// lookup returns what Status remembers of job id; p.mu is held.
+func (p *Provider) lookup(id string) (final *provider.JobStatus, stdout, stderr string, known bool) {
+	j := p.jobs[id]
+	if j == nil {
+		return nil, "", "", false
+	}
+	return j.final, j.stdout, j.stderr, true
+}
+
+// remember keeps the final status of job id, which the scheduler will
+// forget.
+func (p *Provider) remember(id string, st provider.JobStatus) {
+	p.mu.Lock()
+	if p.jobs[id] == nil {
+		p.jobs[id] = &job{}
+	}
+	p.jobs[id].final = &st
+	p.mu.Unlock()
 }
 
 // bjobs runs `bjobs [-a] -w ids` in chunks and returns each listed job's
@@ -321,19 +270,14 @@ func (p *Provider) Cancel(ctx context.Context, ids []string) error {
 		p.jobs[id].killed = true
 	}
 	p.mu.Unlock()
-	var errs []error
-	for _, chunk := range batch.Chunks(ids, chunkSize) {
-		_, err := p.run.Run(ctx, nil, "bkill", chunk...)
-		var ce *CommandError
-		if err != nil && errors.As(err, &ce) && ce.ExitCode > 0 && onlyGone(ce.Stderr) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("lsf provider: cancel: %w", err))
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(p.run.CancelChunks(ctx, "bkill", ids, chunkSize, func(ce *CommandError) bool {
+		return ce.ExitCode > 0 && onlyGone(ce.Stderr)
+	})...)
 }
+
+// common is batch.Common under a name that keeps the embedded field
+// unexported.
+type common = batch.Common
 
 // CommandError is an LSF command that failed: not found, timed out, or
 // exited with a non-zero code.

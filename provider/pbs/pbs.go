@@ -9,8 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -80,9 +78,12 @@ type Options struct {
 // Provider submits blocks as PBS batch jobs. It is safe for concurrent use.
 // Job IDs are what qsub prints ("1234.server").
 type Provider struct {
-	opts   Options
-	run    batch.Runner
-	script batch.ScriptDir
+	// common gives Provider its AppliesLauncher, BlockWalltime,
+	// SetScriptDir and ScriptDir methods, which every batch provider
+	// answers alike (go doc does not list methods promoted this way).
+	common
+	opts Options
+	run  batch.Runner
 
 	mu   sync.Mutex
 	jobs map[string]*job
@@ -115,7 +116,7 @@ func New(opts Options) *Provider {
 	}
 	p := &Provider{opts: opts, jobs: map[string]*job{}}
 	p.run = batch.Runner{Scheduler: "pbs", Timeout: opts.CmdTimeout, Hint: hint}
-	p.script.Set(opts.ScriptDir)
+	batch.InitCommon(&p.common, opts.Walltime, opts.ScriptDir)
 	return p
 }
 
@@ -128,20 +129,6 @@ func hint(e *CommandError) string {
 	}
 }
 
-// AppliesLauncher tells an executor that this provider wraps the command
-// with its own Launcher, so the executor must not.
-func (p *Provider) AppliesLauncher() bool { return true }
-
-// BlockWalltime returns the walltime of every block.
-func (p *Provider) BlockWalltime() time.Duration { return p.opts.Walltime }
-
-// SetScriptDir sets the directory where batch scripts are written (an
-// executor passes <run dir>/submit_scripts). It affects later submits only.
-func (p *Provider) SetScriptDir(dir string) { p.script.Set(dir) }
-
-// ScriptDir returns the directory where batch scripts are written.
-func (p *Provider) ScriptDir() string { return p.script.Get() }
-
 // Submit implements provider.Provider: it writes a batch script that
 // exports env, runs WorkerInit and then the launcher-wrapped command, and
 // submits it with qsub.
@@ -149,15 +136,8 @@ func (p *Provider) Submit(ctx context.Context, command []string, env []string, b
 	fail := func(script string, err error) (string, error) {
 		return "", batch.NewSubmitError("pbs", blockID, script, err)
 	}
-	if len(command) == 0 {
-		return fail("", errors.New("empty command"))
-	}
-	for _, f := range []*string{&stdout, &stderr} {
-		abs, err := filepath.Abs(*f)
-		if err != nil {
-			return fail("", fmt.Errorf("output path %q: %w", *f, err))
-		}
-		*f = abs
+	if err := batch.PrepareSubmit(command, &stdout, &stderr); err != nil {
+		return fail("", err)
 	}
 	// PBS job names must start with a letter and, on older servers, be at
 	// most 15 characters.
@@ -169,13 +149,9 @@ func (p *Provider) Submit(ctx context.Context, command []string, env []string, b
 	if err != nil {
 		return fail("", fmt.Errorf("writing the batch script: %w", err))
 	}
-	dir, err := p.script.Ensure("pbs")
+	script, err := batch.WriteScript(&p.common, "pbs", name, "qsub", text)
 	if err != nil {
-		return fail("", err)
-	}
-	script := filepath.Join(dir, fmt.Sprintf("%s.%d.qsub", batch.UnsafeName.ReplaceAllString(name, "_"), time.Now().UnixNano()))
-	if err := os.WriteFile(script, []byte(text), 0o644); err != nil {
-		return fail(script, fmt.Errorf("writing the batch script: %w", err))
+		return fail(script, err)
 	}
 	out, err := p.run.Run(ctx, nil, "qsub", script)
 	if err != nil {
@@ -201,78 +177,53 @@ const statusBatch = 100
 // job_history_duration) is Missing: not running, but how it ended is
 // lost. Parsl instead assumed such a job had COMPLETED.
 func (p *Provider) Status(ctx context.Context, ids []string) ([]provider.JobStatus, error) {
-	out := make([]provider.JobStatus, len(ids))
-	var ask []string
-	where := map[string][]int{} // job ID → indexes into ids
-	p.mu.Lock()
-	for i, id := range ids {
-		out[i] = provider.JobStatus{JobID: id}
-		j := p.jobs[id]
-		if j != nil && j.final != nil {
-			out[i] = *j.final
-			continue
-		}
-		if j != nil {
-			out[i].StdoutPath, out[i].StderrPath = j.stdout, j.stderr
-		}
-		if _, ok := where[id]; !ok {
-			ask = append(ask, id)
-		}
-		where[id] = append(where[id], i)
-	}
-	p.mu.Unlock()
-	if len(ask) == 0 {
-		return out, nil
-	}
-	found, err := p.qstat(ctx, ask, false)
-	if err != nil {
-		return nil, err
-	}
-	var gone []string
-	for _, id := range ask {
-		if _, ok := found[id]; !ok {
-			gone = append(gone, id)
-		}
-	}
-	why := "Torque keeps no job history; raise the server's keep_completed to see how jobs ended"
-	if len(gone) > 0 && p.opts.Flavor == PBSPro {
-		hist, err := p.qstat(ctx, gone, true)
-		if err != nil {
-			why = "qstat -x failed: " + err.Error()
-		} else {
-			why = "not in the server's job history either (job_history_enable off, or older than job_history_duration)"
-			for id, r := range hist {
-				found[id] = r
+	s := batch.Status[record]{
+		Lock: &p.mu, Lookup: p.lookup, Remember: p.remember,
+		Queue: func(ctx context.Context, ids []string) (map[string]record, error) { return p.qstat(ctx, ids, false) },
+		Missing: func(histErr error) string {
+			why := "Torque keeps no job history; raise the server's keep_completed to see how jobs ended"
+			switch {
+			case p.opts.Flavor != PBSPro:
+			case histErr != nil:
+				why = "qstat -x failed: " + histErr.Error()
+			default:
+				why = "not in the server's job history either (job_history_enable off, or older than job_history_duration)"
 			}
-		}
-	}
-	for _, id := range ask {
-		r, ok := found[id]
-		for _, i := range where[id] {
-			if !ok {
-				out[i].State = provider.Missing
-				out[i].Message = "PBS no longer knows this job (" + why + "); it is not running, but its final state and exit code are lost"
-				continue
-			}
+			return "PBS no longer knows this job (" + why + "); it is not running, but its final state and exit code are lost"
+		},
+		Convert: func(id string, r record) (provider.JobStatus, bool) {
 			p.mu.Lock()
 			j := p.jobs[id]
 			cancelled := j != nil && j.cancelled
 			p.mu.Unlock()
 			st := r.status(id, cancelled)
-			st.StdoutPath, st.StderrPath = out[i].StdoutPath, out[i].StderrPath
-			out[i] = st
-			if st.State.Terminal() {
-				p.mu.Lock()
-				if p.jobs[id] == nil {
-					p.jobs[id] = &job{}
-				}
-				f := st
-				p.jobs[id].final = &f
-				p.mu.Unlock()
-			}
-		}
+			return st, st.State.Terminal()
+		},
 	}
-	return out, nil
+	if p.opts.Flavor == PBSPro {
+		s.History = func(ctx context.Context, ids []string) (map[string]record, error) { return p.qstat(ctx, ids, true) }
+	}
+	return s.Run(ctx, ids)
+}
+
+// lookup returns what Status remembers of job id; p.mu is held.
+func (p *Provider) lookup(id string) (final *provider.JobStatus, stdout, stderr string, known bool) {
+	j := p.jobs[id]
+	if j == nil {
+		return nil, "", "", false
+	}
+	return j.final, j.stdout, j.stderr, true
+}
+
+// remember keeps the final status of job id, which the scheduler will
+// forget.
+func (p *Provider) remember(id string, st provider.JobStatus) {
+	p.mu.Lock()
+	if p.jobs[id] == nil {
+		p.jobs[id] = &job{}
+	}
+	p.jobs[id].final = &st
+	p.mu.Unlock()
 }
 
 // qstat runs `qstat -f [-x] ids` in batches and returns the records by the
@@ -342,19 +293,14 @@ func (p *Provider) Cancel(ctx context.Context, ids []string) error {
 		}
 	}
 	p.mu.Unlock()
-	var errs []error
-	for _, chunk := range batch.Chunks(ids, statusBatch) {
-		_, err := p.run.Run(ctx, nil, "qdel", chunk...)
-		var ce *CommandError
-		if err != nil && errors.As(err, &ce) && ce.ExitCode > 0 && onlyGoneJobs(ce.Stderr) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("pbs provider: cancel: %w", err))
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(p.run.CancelChunks(ctx, "qdel", ids, statusBatch, func(ce *CommandError) bool {
+		return ce.ExitCode > 0 && onlyGoneJobs(ce.Stderr)
+	})...)
 }
+
+// common is batch.Common under a name that keeps the embedded field
+// unexported.
+type common = batch.Common
 
 // CommandError is a PBS command that failed: not found, timed out, or
 // exited with a non-zero code.

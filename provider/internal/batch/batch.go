@@ -1,8 +1,11 @@
-// Package batch holds what the PBS, LSF and HTCondor providers share:
-// running a scheduler command with a timeout, the typed errors that carry
-// its output, the batch script directory and shell quoting. Slurm keeps its
-// own copy because it came first; the newer providers share this one so
-// that their errors read alike.
+// Package batch holds what the PBS, LSF, HTCondor and Grid Engine providers
+// share: the methods every Provider answers alike (Common), the submit
+// preamble (PrepareSubmit, WriteScript), the skeleton of Status (Status),
+// cancelling in chunks (Runner.CancelChunks), running a scheduler command
+// with a timeout, the typed errors that carry its output, the batch script
+// directory and shell quoting. Slurm keeps its own copy because it came
+// first; the newer providers share this one so that their errors read
+// alike.
 package batch
 
 import (
