@@ -45,6 +45,15 @@ type MonitoringConfig struct {
 	// metrics to the network. Port 0 picks a free port; DFK.MetricsAddr
 	// tells which. A port already in use fails Load.
 	MetricsAddr string
+	// DashboardAddr, when set, serves the monitoring dashboard of this run
+	// live at http://DashboardAddr/ while the DFK is open (DFK.DashboardURL
+	// gives the run's page), with the Prometheus metrics at /metrics on the
+	// same port. Pages follow the run through server-sent events. Like
+	// MetricsAddr, it has no authentication: use a loopback address unless
+	// the network may see it. Port 0 picks a free port. It needs the
+	// database (DBPath not NoDatabase). After the run, `parsl visualize`
+	// serves the same pages from the database.
+	DashboardAddr string
 }
 
 // NoDatabase, as MonitoringConfig.DBPath, turns the SQLite database off

@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/parsl-go/parsl/executor"
+	"github.com/parsl-go/parsl/executor/htex"
 	"github.com/parsl-go/parsl/executor/threads"
 	"github.com/parsl-go/parsl/internal/dataflow"
 	"github.com/parsl-go/parsl/internal/registry"
 	"github.com/parsl-go/parsl/memo"
 	"github.com/parsl-go/parsl/monitoring"
+	"github.com/parsl-go/parsl/monitoring/dashboard"
 	"github.com/parsl-go/parsl/monitoring/metrics"
 )
 
@@ -45,6 +47,7 @@ const (
 type DFK struct {
 	k       *dataflow.DFK
 	hub     *monitoring.Hub
+	dash    *dashboard.Server
 	metrics *metrics.Server
 	bar     *progressBar
 	runDir  string
@@ -101,12 +104,22 @@ func Load(ctx context.Context, cfg Config) (*DFK, error) {
 	var obs observers
 	// The metrics port is bound first, so that a busy port fails Load
 	// before the database or any executor is started.
-	if cfg.Monitoring != nil && cfg.Monitoring.MetricsAddr != "" {
+	var col *metrics.Collector
+	if cfg.Monitoring != nil && (cfg.Monitoring.MetricsAddr != "" || cfg.Monitoring.DashboardAddr != "") {
+		if cfg.Monitoring.DashboardAddr != "" && cfg.Monitoring.DBPath == NoDatabase {
+			if d.logFile != nil {
+				d.logFile.Close()
+			}
+			return nil, errors.New("parsl: Monitoring.DashboardAddr needs the monitoring database, but DBPath is NoDatabase; set DBPath or leave it empty")
+		}
 		pools := make([]any, len(execs))
 		for i, e := range execs {
 			pools[i] = e
 		}
-		col := metrics.New(pools...)
+		col = metrics.New(pools...)
+		obs = append(obs, col)
+	}
+	if cfg.Monitoring != nil && cfg.Monitoring.MetricsAddr != "" {
 		srv, err := metrics.Listen(cfg.Monitoring.MetricsAddr, col)
 		if err != nil {
 			if d.logFile != nil {
@@ -115,7 +128,6 @@ func Load(ctx context.Context, cfg Config) (*DFK, error) {
 			return nil, fmt.Errorf("parsl: starting the metrics endpoint (Monitoring.MetricsAddr %q): %w", cfg.Monitoring.MetricsAddr, err)
 		}
 		d.metrics = srv
-		obs = append(obs, col)
 	}
 	var hub *monitoring.Hub
 	if cfg.Monitoring != nil && cfg.Monitoring.DBPath != NoDatabase {
@@ -134,6 +146,23 @@ func Load(ctx context.Context, cfg Config) (*DFK, error) {
 		}
 		d.hub = hub
 		obs = append(obs, hub)
+		// Executors that report blocks, nodes and resource samples (htex)
+		// record them in the same database; they must get it before Start.
+		for _, e := range execs {
+			if m, ok := e.(interface{ SetMonitor(htex.Monitor) }); ok {
+				m.SetMonitor(hub)
+			}
+		}
+	}
+	if hub != nil && cfg.Monitoring.DashboardAddr != "" {
+		if err := d.startDashboard(cfg.Monitoring.DashboardAddr, hub, col, logger); err != nil {
+			_ = hub.Close(context.Background())
+			_ = d.closeMetrics()
+			if d.logFile != nil {
+				d.logFile.Close()
+			}
+			return nil, err
+		}
 	}
 	if cfg.Progress {
 		if d.bar = newProgressBar(os.Stderr); d.bar != nil {
@@ -171,6 +200,7 @@ func Load(ctx context.Context, cfg Config) (*DFK, error) {
 			_ = hub.Close(context.Background())
 		}
 		_ = d.closeMetrics()
+		d.closeDashboard()
 		if d.logFile != nil {
 			d.logFile.Close()
 		}
@@ -236,6 +266,8 @@ func (d *DFK) Close(ctx context.Context) error {
 		return nil
 	}
 	err := d.k.Close(ctx)
+	// Before the hub, which closes the database the pages read.
+	d.closeDashboard()
 	if d.hub != nil {
 		// After the kernel: its last events are the final states.
 		hctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -7,6 +7,7 @@
 //	                 high-throughput executor
 //	parsl interchange runs a standalone interchange for the
 //	                 high-throughput executor
+//	parsl visualize  serves the monitoring dashboard of a database
 package main
 
 import (
@@ -41,6 +42,6 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: false,
 	}
 	root.AddCommand(newVersionCmd(), newPerfCmd(), newPoolCmd())
-	root.AddCommand(newInterchangeCmd())
+	root.AddCommand(newInterchangeCmd(), newVisualizeCmd())
 	return root
 }

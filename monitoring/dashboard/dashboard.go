@@ -1,0 +1,160 @@
+// Package dashboard serves the monitoring database as web pages: the
+// workflows of a database, one workflow's state counts and per-app
+// summary, its tasks (paged, filtered by app and state), a Gantt chart of
+// task states, the dependency graph grouped by app or state, resource
+// usage, and one task with its tries, errors and memory over time.
+//
+// Pages are rendered on the server as HTML with inline SVG charts; a small
+// script of our own (embedded, nothing is loaded from the internet) keeps
+// the pages of a running workflow current through server-sent events. The
+// same server runs from `parsl visualize` over a finished run's database
+// and inside a running driver when parsl.MonitoringConfig.DashboardAddr is
+// set.
+package dashboard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/parsl-go/parsl/monitoring/store"
+)
+
+// Options configures a dashboard. Store is required.
+type Options struct {
+	// Store is the monitoring database the pages read.
+	Store *store.Store
+	// Metrics, when set, is served at /metrics (a Prometheus handler).
+	Metrics http.Handler
+	// LiveInterval is how often the event stream of a running workflow
+	// sends its counts; default 1 s.
+	LiveInterval time.Duration
+	// Logger receives request errors; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Handler serves the dashboard's pages. It is an http.Handler, so that it
+// can be mounted in a program's own server; Listen wraps it in one.
+type Handler struct {
+	opts Options
+	mux  *http.ServeMux
+	// quit ends the event streams, which would otherwise hold a graceful
+	// shutdown until their clients leave.
+	quit     chan struct{}
+	quitOnce sync.Once
+}
+
+// New returns the dashboard handler for opts.
+func New(opts Options) (*Handler, error) {
+	if opts.Store == nil {
+		return nil, errors.New("dashboard: Options.Store is nil: open the monitoring database with store.Open first")
+	}
+	if opts.LiveInterval <= 0 {
+		opts.LiveInterval = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	h := &Handler{opts: opts, mux: http.NewServeMux(), quit: make(chan struct{})}
+	h.routes()
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// stop ends the open event streams.
+func (h *Handler) stop() { h.quitOnce.Do(func() { close(h.quit) }) }
+
+// ListenError is returned by Listen when the address cannot be bound.
+type ListenError struct {
+	Addr string
+	Err  error
+}
+
+func (e *ListenError) Error() string {
+	return fmt.Sprintf("dashboard: cannot listen on %s: %v (choose another address or port 0)", e.Addr, e.Err)
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// Server serves a Handler over HTTP. Binding (Listen) and serving (Serve)
+// are separate so that a driver fails early on a busy port, before it
+// starts anything costly.
+type Server struct {
+	h    *Handler
+	ln   net.Listener
+	srv  *http.Server
+	done chan struct{}
+	err  error
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Listen binds addr ("host:port"; port 0 picks a free port) for h. The
+// dashboard has no authentication: give a loopback address unless the
+// pages may be seen by the network.
+func Listen(addr string, h *Handler) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &ListenError{Addr: addr, Err: err}
+	}
+	return &Server{h: h, ln: ln, srv: &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		// No WriteTimeout: event streams are long; pages bound their
+		// own work with the request's context.
+		IdleTimeout: 60 * time.Second,
+	}}, nil
+}
+
+// Addr returns the bound address, with the real port when Listen was given
+// port 0.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// URL returns the dashboard's address as an http URL.
+func (s *Server) URL() string { return "http://" + s.ln.Addr().String() + "/" }
+
+// Serve answers requests in a goroutine until Close.
+func (s *Server) Serve() {
+	s.done = make(chan struct{})
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+			s.err = err
+		}
+	}()
+}
+
+// Close ends the event streams, lets other requests finish until ctx ends,
+// then cuts them off and waits for the serving goroutine. Later calls
+// return the first call's result.
+func (s *Server) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.h.stop()
+		if s.done == nil {
+			if err := s.ln.Close(); err != nil {
+				s.closeErr = fmt.Errorf("dashboard: closing %s: %w", s.ln.Addr(), err)
+			}
+			return
+		}
+		err := s.srv.Shutdown(ctx)
+		if err != nil {
+			_ = s.srv.Close()
+		}
+		<-s.done
+		if err == nil {
+			err = s.err
+		}
+		if err != nil {
+			s.closeErr = fmt.Errorf("dashboard: %w", err)
+		}
+	})
+	return s.closeErr
+}

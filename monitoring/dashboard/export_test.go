@@ -1,0 +1,6 @@
+package dashboard
+
+// Exported for the external tests.
+var StateColor = stateColor
+
+const UnknownColor = unknownColor

@@ -1,0 +1,76 @@
+// Live updates for the pages of a running workflow. The server sends the
+// workflow's state counts as server-sent events; the summary page updates
+// its numbers and progress bar in place, other pages re-fetch themselves
+// when the counts change (at most every two seconds). No library, nothing
+// loaded from elsewhere.
+(function () {
+  "use strict";
+  var body = document.body;
+  var run = body.dataset.run;
+  if (!run || !body.dataset.live || !window.EventSource) return;
+  var live = document.getElementById("live");
+  var summary = !!document.getElementById("counts");
+  var last = null, pending = false, lastReload = 0;
+
+  function setText(sel, text) {
+    var el = document.querySelector(sel);
+    if (el) el.textContent = text;
+  }
+
+  function updateSummary(st) {
+    var counts = document.getElementById("counts");
+    Object.keys(st.counts).forEach(function (s) {
+      var el = counts.querySelector('[data-count="' + s + '"]');
+      if (el) { el.textContent = st.counts[s]; return; }
+      // A state not on the page yet: add its box.
+      var a = document.createElement("a");
+      a.className = "count"; a.href = "tasks?state=" + encodeURIComponent(s);
+      a.innerHTML = '<span class="n"></span><span class="s"></span>';
+      a.firstChild.dataset.count = s; a.firstChild.textContent = st.counts[s];
+      a.lastChild.textContent = s;
+      var empty = counts.querySelector(".empty"); if (empty) empty.remove();
+      counts.appendChild(a);
+    });
+    counts.querySelectorAll("[data-count]").forEach(function (el) {
+      if (!(el.dataset.count in st.counts)) el.textContent = "0";
+    });
+    st.progress.forEach(function (p) {
+      var part = document.querySelector('[data-part="' + p.state + '"]');
+      if (part) part.style.width = (100 * p.n / Math.max(1, st.total)) + "%";
+      setText('[data-part-count="' + p.state + '"]', p.n);
+    });
+    setText("#total", st.total);
+  }
+
+  function reload() {
+    if (pending) return;
+    var wait = Math.max(0, lastReload + 2000 - Date.now());
+    pending = true;
+    setTimeout(function () {
+      fetch(location.href, { cache: "no-store" }).then(function (r) { return r.text(); }).then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var fresh = doc.getElementById("content");
+        if (fresh) document.getElementById("content").innerHTML = fresh.innerHTML;
+      }).finally(function () { pending = false; lastReload = Date.now(); });
+    }, wait);
+  }
+
+  var es = new EventSource("/workflow/" + encodeURIComponent(run) + "/events");
+  es.addEventListener("counts", function (e) {
+    var st = JSON.parse(e.data);
+    if (live) { live.classList.remove("stale"); live.title = "updated " + new Date().toLocaleTimeString(); }
+    body.dataset.updates = String(Number(body.dataset.updates || 0) + 1);
+    if (summary) updateSummary(st);
+    else if (last !== null && last !== e.data) reload();
+    last = e.data;
+  });
+  es.addEventListener("done", function () {
+    es.close();
+    var badge = document.getElementById("runstatus");
+    if (badge) { badge.textContent = "Completed"; badge.className = "badge completed"; }
+    if (live) live.remove();
+    body.dataset.done = "1";
+    if (!summary) reload();
+  });
+  es.onerror = function () { if (live) live.classList.add("stale"); };
+})();
