@@ -91,7 +91,8 @@ func (e *ConfigFileError) Unwrap() error { return e.Err }
 //	      launcher: srun         # single_node, srun
 //
 // Each executor and provider is chosen by its kind: (executors: threads,
-// htex; providers: local, slurm) and takes that kind's options, named as
+// htex; providers: local, slurm, pbs, lsf, condor, gridengine, and
+// kubernetes in builds with -tags parsl_kubernetes) and takes that kind's options, named as
 // the fields of its Options struct in snake_case. Omitted keys take the
 // same defaults as zero fields in Go. An htex executor without walltime
 // takes its provider's walltime when the file gives one, so that pools
@@ -227,7 +228,7 @@ type builtProvider struct {
 type providerBuilder func(d *decoder, m *ast.MappingNode, path string) (builtProvider, error)
 
 // providerKinds are the providers a file can name; pbs, lsf, condor,
-// kubernetes and gridengine go here when they exist.
+// gridengine and kubernetes register in files of their own.
 var providerKinds = map[string]providerBuilder{
 	"local": buildLocal,
 	"slurm": buildSlurm,

@@ -237,6 +237,9 @@ func TestExampleConfigs(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			cfg, err := parsl.LoadConfigFile(f)
+			if err != nil && strings.Contains(err.Error(), "is not in this build") {
+				t.Skipf("%v (go test -tags parsl_kubernetes loads it)", err)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -114,9 +114,18 @@ func (d *decoder) kind(node ast.Node, path string, known []string) (*ast.Mapping
 		return nil, "", d.errorf(mv.Value.GetToken(), joinKey(path, "kind"), nil, "want a kind name, got %s; known: %s", describe(mv.Value), strings.Join(known, ", "))
 	}
 	if !slices.Contains(known, s.Value) {
+		if how, ok := optionalKinds[s.Value]; ok {
+			return nil, "", d.errorf(s.GetToken(), joinKey(path, "kind"), nil, "kind %q is not in this build: %s", s.Value, how)
+		}
 		return nil, "", d.errorf(s.GetToken(), joinKey(path, "kind"), nil, "unknown kind %q; known: %s", s.Value, strings.Join(known, ", "))
 	}
 	return m, s.Value, nil
+}
+
+// optionalKinds are kinds left out of default builds, with how to get
+// them: a file that names one gets that advice instead of "unknown kind".
+var optionalKinds = map[string]string{
+	"kubernetes": "build the program with -tags parsl_kubernetes (left out by default: client-go adds about 50 MB to every binary)",
 }
 
 // lookup returns the entry of key in m, or nil.
