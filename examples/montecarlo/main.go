@@ -42,16 +42,25 @@ func main() {
 	parsl.Main()
 	tasks := flag.Int("tasks", 1000, "number of sampling tasks")
 	darts := flag.Int("darts", 100_000, "darts per task")
+	monitor := flag.Bool("monitor", false, "record the run in runinfo/monitoring.db (see it with: go run ./cmd/parsl visualize)")
+	dashboard := flag.String("dashboard", "", "serve the live dashboard at this address while the run lasts, e.g. 127.0.0.1:8080 (implies -monitor)")
 	flag.Parse()
 
 	ctx := context.Background()
 	start := time.Now()
 	// Progress draws a bar on a terminal and stays silent otherwise.
-	dfk, err := parsl.Load(ctx, parsl.Config{Progress: true})
+	cfg := parsl.Config{Progress: true}
+	if *monitor || *dashboard != "" {
+		cfg.Monitoring = &parsl.MonitoringConfig{WorkflowName: "montecarlo", DashboardAddr: *dashboard}
+	}
+	dfk, err := parsl.Load(ctx, cfg)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer dfk.Close(ctx)
+	if u := dfk.DashboardURL(); u != "" {
+		fmt.Println("live dashboard:", u)
+	}
 
 	samples := make([]parsl.Arg[int], *tasks)
 	for i := range samples {

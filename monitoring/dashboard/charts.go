@@ -94,7 +94,7 @@ func ganttChart(runID string, tasks []store.TaskRow, sts []store.Status, now tim
 	h := top + row*len(tasks) + 10
 	var b svg
 	b.f(`<svg class="chart gantt" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="Gantt chart of task states">`,
-		left+width+10, h, left+width+10, h)
+		left+width+40, h, left+width+40, h)
 	for i := 0; i <= 5; i++ {
 		x := left + width*i/5
 		b.f(`<line x1="%d" y1="%d" x2="%d" y2="%d" class="grid"/><text x="%d" y="14" class="axis" text-anchor="middle">%s</text>`,

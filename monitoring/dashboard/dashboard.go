@@ -47,6 +47,46 @@ type Handler struct {
 	// shutdown until their clients leave.
 	quit     chan struct{}
 	quitOnce sync.Once
+
+	// done caches what whole-run scans computed for finished runs, which
+	// never change: a second look at a million-task run's DAG or summary
+	// is free.
+	mu   sync.Mutex
+	done map[string]any
+}
+
+// cacheLimit bounds the cache; it is emptied when full.
+const cacheLimit = 64
+
+// cached returns the value for key of a finished run wf, computing and
+// keeping it; for a running workflow it always computes.
+func cached[T any](h *Handler, wf runInfo, key string, compute func() (T, error)) (T, error) {
+	if wf.running {
+		return compute()
+	}
+	key = wf.id + "\x00" + key
+	h.mu.Lock()
+	v, ok := h.done[key]
+	h.mu.Unlock()
+	if ok {
+		return v.(T), nil
+	}
+	t, err := compute()
+	if err != nil {
+		return t, err
+	}
+	h.mu.Lock()
+	if len(h.done) >= cacheLimit {
+		clear(h.done)
+	}
+	h.done[key] = t
+	h.mu.Unlock()
+	return t, nil
+}
+
+type runInfo struct {
+	id      string
+	running bool
 }
 
 // New returns the dashboard handler for opts.
@@ -60,7 +100,7 @@ func New(opts Options) (*Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	h := &Handler{opts: opts, mux: http.NewServeMux(), quit: make(chan struct{})}
+	h := &Handler{opts: opts, mux: http.NewServeMux(), quit: make(chan struct{}), done: map[string]any{}}
 	h.routes()
 	return h, nil
 }

@@ -36,7 +36,8 @@ const (
 	tasksPerPage = 100
 	ganttPerPage = 200
 	dagDetail    = 300    // tasks up to which the DAG also draws every task
-	sampleLimit  = 50_000 // resource samples and tries read for the charts
+	sampleLimit  = 50_000 // resource samples read for the charts
+	tryLimit     = 10_000 // tries read for the utilisation chart
 )
 
 func (h *Handler) routes() {
@@ -108,7 +109,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, code int, msg str
 // is none.
 func (h *Handler) run(w http.ResponseWriter, r *http.Request) (store.WorkflowInfo, bool) {
 	id := r.PathValue("run")
-	wf, err := h.opts.Store.Workflow(r.Context(), id)
+	wf, err := h.opts.Store.RunHeader(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		h.fail(w, r, http.StatusNotFound, fmt.Sprintf("No workflow run %q in %s.", id, h.opts.Store.Path()))
 		return wf, false
@@ -213,15 +214,20 @@ func (h *Handler) workflow(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	counts, err := h.opts.Store.TaskCounts(r.Context(), wf.RunID)
+	// One scan of the run's index gives both tables: the state counts
+	// are the per-app counts summed.
+	apps, err := cached(h, runInfo{wf.RunID, wf.Running()}, "apps", func() ([]store.AppSummary, error) {
+		return h.opts.Store.AppSummaries(r.Context(), wf.RunID)
+	})
 	if err != nil {
 		h.fail(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
-	apps, err := h.opts.Store.AppSummaries(r.Context(), wf.RunID)
-	if err != nil {
-		h.fail(w, r, http.StatusInternalServerError, err.Error())
-		return
+	counts := map[string]int64{}
+	for _, a := range apps {
+		for st, n := range a.ByState {
+			counts[st] += n
+		}
 	}
 	p := workflowPage{base: base{Title: title(wf), Run: &wf, Tab: "summary", Live: wf.Running()},
 		Counts: orderStates(counts), Progress: progress(counts), Apps: apps}
@@ -255,13 +261,9 @@ type tasksPage struct {
 
 func (h *Handler) filter(ctx context.Context, r *http.Request, run string) (store.TaskFilter, []string, error) {
 	f := store.TaskFilter{App: r.URL.Query().Get("app"), State: r.URL.Query().Get("state")}
-	apps, err := h.opts.Store.AppSummaries(ctx, run)
+	names, err := h.opts.Store.AppNames(ctx)
 	if err != nil {
 		return f, nil, err
-	}
-	names := make([]string, len(apps))
-	for i, a := range apps {
-		names[i] = a.App
 	}
 	if f.State != "" && !slices.Contains(store.StateNames(), f.State) {
 		return f, names, &badParam{fmt.Sprintf("unknown state %q; known: %s", f.State, strings.Join(store.StateNames(), ", "))}
@@ -430,6 +432,7 @@ type dagPage struct {
 	Detail template.HTML
 	Groups []store.DAGGroup
 	Edges  []store.DAGEdge
+	Stride int64
 }
 
 func (h *Handler) dag(w http.ResponseWriter, r *http.Request) {
@@ -445,7 +448,9 @@ func (h *Handler) dag(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusBadRequest, fmt.Sprintf("group=%q: the DAG groups by app or by state", group))
 		return
 	}
-	d, err := h.opts.Store.DAG(r.Context(), wf.RunID, group, dagDetail)
+	d, err := cached(h, runInfo{wf.RunID, wf.Running()}, "dag/"+group, func() (store.DAG, error) {
+		return h.opts.Store.DAG(r.Context(), wf.RunID, group, dagDetail)
+	})
 	if err != nil {
 		h.fail(w, r, http.StatusInternalServerError, err.Error())
 		return
@@ -455,7 +460,7 @@ func (h *Handler) dag(w http.ResponseWriter, r *http.Request) {
 		legend[i] = legendItem{Name: g.Name, Color: groupColor(group, g.Name, i)}
 	}
 	h.render(w, r, "dag.html", dagPage{base: base{Title: "DAG · " + title(wf), Run: &wf, Tab: "dag", Live: wf.Running()},
-		Legend: legend, Group: group, Chart: dagChart(d, group), Detail: dagDetailChart(wf.RunID, d, group), Groups: d.Groups, Edges: d.Edges})
+		Legend: legend, Group: group, Chart: dagChart(d, group), Detail: dagDetailChart(wf.RunID, d, group), Groups: d.Groups, Edges: d.Edges, Stride: d.Stride})
 }
 
 type legendItem struct{ Name, Color string }
@@ -484,7 +489,7 @@ func (h *Handler) resources(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
-	tries, tstride, err := h.opts.Store.TryIntervals(ctx, wf.RunID, sampleLimit)
+	tries, tstride, err := h.opts.Store.TryIntervals(ctx, wf.RunID, tryLimit)
 	if err != nil {
 		h.fail(w, r, http.StatusInternalServerError, err.Error())
 		return

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -69,105 +70,107 @@ type DAGTask struct {
 
 // DAG is a run's dependency graph, grouped.
 type DAG struct {
-	Groups []DAGGroup // by name
+	Groups []DAGGroup // by name; exact counts
 	Edges  []DAGEdge  // by From, To
+	// Stride is 1 when Edges counts every dependency; otherwise the edges
+	// were counted over every Stride-th task and scaled up, which keeps
+	// the graph of a huge run cheap (the groups' counts stay exact).
+	Stride int64
 	// Tasks holds every task with its dependencies when the run has at
 	// most the detail limit passed to DAG; nil otherwise.
 	Tasks []DAGTask
 }
 
+// dagSample is about how many tasks' dependencies DAG reads.
+const dagSample = 10_000
+
 // DAG groups a run's tasks by "app" or by "state" and counts the
 // dependencies between groups, from task_depends. When the run has at most
 // detail tasks, the result also lists the tasks themselves.
 func (s *Store) DAG(ctx context.Context, runID, groupBy string, detail int) (DAG, error) {
-	var out DAG
-	if groupBy != "app" && groupBy != "state" {
+	out := DAG{Stride: 1}
+	col := "app_key"
+	switch groupBy {
+	case "app":
+	case "state":
+		col = "state"
+	default:
 		return out, fmt.Errorf("dag %s: group by %q: must be app or state", runID, groupBy)
 	}
 	rk, ok, err := s.runKey(ctx, runID)
 	if err != nil || !ok {
 		return out, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT s.task_id, coalesce(a.name, ''), s.state FROM parslgo_task_state s
-	LEFT JOIN parslgo_app a ON a.app_key = s.app_key WHERE s.run_key = ? ORDER BY s.task_id`, rk)
+	apps, err := s.appNames(ctx)
 	if err != nil {
 		return out, fmt.Errorf("dag %s: %w", runID, err)
 	}
-	type info struct{ app, state string }
-	tasks := map[int64]info{}
-	counts := map[string]int64{}
-	var order []int64
+	name := func(k sql.NullInt64) string {
+		if groupBy == "app" {
+			return apps[k.Int64]
+		}
+		return stateLabel(k)
+	}
+	// Exact group sizes from the compact index.
+	rows, err := s.db.QueryContext(ctx, `SELECT `+col+`, count(*) FROM parslgo_task_state WHERE run_key = ? GROUP BY 1`, rk)
+	if err != nil {
+		return out, fmt.Errorf("dag %s: %w", runID, err)
+	}
+	sizes := map[string]int64{}
+	var total int64
 	for rows.Next() {
-		var id int64
-		var app string
-		var st sql.NullInt64
-		if err := rows.Scan(&id, &app, &st); err != nil {
+		var k sql.NullInt64
+		var n int64
+		if err := rows.Scan(&k, &n); err != nil {
 			rows.Close()
 			return out, fmt.Errorf("dag %s: %w", runID, err)
 		}
-		in := info{app, stateLabel(st)}
-		tasks[id] = in
-		order = append(order, id)
-		if groupBy == "app" {
-			counts[in.app]++
-		} else {
-			counts[in.state]++
-		}
+		sizes[name(k)] += n
+		total += n
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return out, fmt.Errorf("dag %s: %w", runID, err)
 	}
-	group := func(in info) string {
-		if groupBy == "app" {
-			return in.app
-		}
-		return in.state
-	}
-	detailed := len(tasks) <= detail
-	var deps map[int64][]int64
-	if detailed {
-		deps = map[int64][]int64{}
-	}
-	edges := map[[2]string]int64{}
-	drows, err := s.db.QueryContext(ctx, `SELECT task_id, task_depends FROM task
-	WHERE run_id = ? AND task_depends IS NOT NULL AND task_depends != ''`, runID)
-	if err != nil {
-		return out, fmt.Errorf("dag %s: %w", runID, err)
-	}
-	defer drows.Close()
-	for drows.Next() {
-		var id int64
-		var dep string
-		if err := drows.Scan(&id, &dep); err != nil {
-			return out, fmt.Errorf("dag %s: %w", runID, err)
-		}
-		to, ok := tasks[id]
-		if !ok {
-			continue
-		}
-		for f := range strings.SplitSeq(dep, ",") {
-			d, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
-			if err != nil {
-				continue // a malformed list from another writer: skip the entry, not the page
-			}
-			from, ok := tasks[d]
-			if !ok {
-				continue
-			}
-			edges[[2]string{group(from), group(to)}]++
-			if detailed {
-				deps[id] = append(deps[id], d)
-			}
-		}
-	}
-	if err := drows.Err(); err != nil {
-		return out, fmt.Errorf("dag %s: %w", runID, err)
-	}
-	for n, c := range counts {
+	for n, c := range sizes {
 		out.Groups = append(out.Groups, DAGGroup{Name: n, Tasks: c})
 	}
 	sort.Slice(out.Groups, func(i, j int) bool { return out.Groups[i].Name < out.Groups[j].Name })
+
+	// Edges: the dependencies of every Stride-th task id, split and
+	// joined to both ends' groups inside SQLite (CROSS JOIN fixes the join
+	// order: left to itself the planner scans a whole index first). Task ids are dense from 0
+	// in a run, so the sample is a walk over the id range by point lookups:
+	// its cost is the sample's size, not the run's.
+	var maxID sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT max(task_id) FROM parslgo_task_state WHERE run_key = ?`, rk).Scan(&maxID); err != nil {
+		return out, fmt.Errorf("dag %s: %w", runID, err)
+	}
+	out.Stride = max(1, (maxID.Int64+1+dagSample-1)/dagSample)
+	erows, err := s.db.QueryContext(ctx, `WITH RECURSIVE ids(x) AS (SELECT 0 UNION ALL SELECT x + ? FROM ids WHERE x + ? <= ?)
+	SELECT f.`+col+`, g.`+col+`, count(*) FROM ids
+	CROSS JOIN task t CROSS JOIN json_each(CASE WHEN json_valid('[' || t.task_depends || ']') THEN '[' || t.task_depends || ']' ELSE '[]' END) d
+	CROSS JOIN parslgo_task_state f CROSS JOIN parslgo_task_state g
+	WHERE t.run_id = ? AND t.task_id = ids.x AND t.task_depends IS NOT NULL AND t.task_depends != ''
+	AND f.run_key = ? AND f.task_id = d.value AND g.run_key = ? AND g.task_id = t.task_id
+	GROUP BY 1, 2`, out.Stride, out.Stride, maxID.Int64, runID, rk, rk)
+	if err != nil {
+		return out, fmt.Errorf("dag %s: %w", runID, err)
+	}
+	edges := map[[2]string]int64{}
+	for erows.Next() {
+		var a, b sql.NullInt64
+		var n int64
+		if err := erows.Scan(&a, &b, &n); err != nil {
+			erows.Close()
+			return out, fmt.Errorf("dag %s: %w", runID, err)
+		}
+		edges[[2]string{name(a), name(b)}] += n * out.Stride
+	}
+	erows.Close()
+	if err := erows.Err(); err != nil {
+		return out, fmt.Errorf("dag %s: %w", runID, err)
+	}
 	for k, c := range edges {
 		out.Edges = append(out.Edges, DAGEdge{From: k[0], To: k[1], Count: c})
 	}
@@ -177,13 +180,93 @@ func (s *Store) DAG(ctx context.Context, runID, groupBy string, detail int) (DAG
 		}
 		return out.Edges[i].To < out.Edges[j].To
 	})
-	if detailed {
-		for _, id := range order {
-			in := tasks[id]
-			out.Tasks = append(out.Tasks, DAGTask{ID: id, App: in.app, State: in.state, Depends: deps[id]})
+	if total <= int64(detail) {
+		if out.Tasks, err = s.dagTasks(ctx, runID, rk, apps); err != nil {
+			return out, fmt.Errorf("dag %s: %w", runID, err)
 		}
 	}
 	return out, nil
+}
+
+// dagTasks lists every task of a small run with its dependencies.
+func (s *Store) dagTasks(ctx context.Context, runID string, rk int64, apps map[int64]string) ([]DAGTask, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT s.task_id, s.app_key, s.state, coalesce(t.task_depends, '')
+	FROM parslgo_task_state s LEFT JOIN task t ON t.run_id = ? AND t.task_id = s.task_id
+	WHERE s.run_key = ? ORDER BY s.task_id`, runID, rk)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []DAGTask
+	for rows.Next() {
+		var t DAGTask
+		var app, st sql.NullInt64
+		var deps string
+		if err := rows.Scan(&t.ID, &app, &st, &deps); err != nil {
+			return nil, err
+		}
+		t.App, t.State = apps[app.Int64], stateLabel(st)
+		for f := range strings.SplitSeq(deps, ",") {
+			if d, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64); err == nil {
+				t.Depends = append(t.Depends, d)
+			}
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// appNames maps app keys to names.
+func (s *Store) appNames(ctx context.Context) (map[int64]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT app_key, name FROM parslgo_app`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int64]string{}
+	for rows.Next() {
+		var k int64
+		var n string
+		if err := rows.Scan(&k, &n); err != nil {
+			return nil, err
+		}
+		out[k] = n
+	}
+	return out, rows.Err()
+}
+
+// AppNames returns the names of the apps in the database (of every run),
+// sorted: the choices of the dashboard's app filter, read without scanning
+// any run's tasks.
+func (s *Store) AppNames(ctx context.Context) ([]string, error) {
+	m, err := s.appNames(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("app names: %w", err)
+	}
+	out := make([]string, 0, len(m))
+	for _, n := range m {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// RunHeader returns a workflow row without counting its tasks: what every
+// page's header needs, cheap on a run of any size. ErrNotFound if there is
+// none.
+func (s *Store) RunHeader(ctx context.Context, runID string) (WorkflowInfo, error) {
+	var w WorkflowInfo
+	err := s.db.QueryRowContext(ctx, `SELECT run_id, coalesce(workflow_name, ''), coalesce(workflow_version, ''),
+	time_began, time_completed, host, user, rundir, tasks_failed_count, tasks_completed_count FROM workflow WHERE run_id = ?`, runID).
+		Scan(&w.RunID, &w.WorkflowName, &w.WorkflowVersion, (*nullTime)(&w.TimeBegan), (*nullTime)(&w.TimeCompleted),
+			&w.Host, &w.User, &w.RunDir, &w.TasksFailedCount, &w.TasksCompletedCount)
+	if errors.Is(err, sql.ErrNoRows) {
+		return w, fmt.Errorf("workflow %s: %w", runID, ErrNotFound)
+	}
+	if err != nil {
+		return w, fmt.Errorf("workflow %s: %w", runID, err)
+	}
+	return w, nil
 }
 
 // Blocks returns the block rows of a run, by time.
@@ -292,22 +375,21 @@ type TryInterval struct {
 // of every task when the run has at most limit tries and otherwise of every
 // k-th task, with k the returned stride.
 func (s *Store) TryIntervals(ctx context.Context, runID string, limit int) ([]TryInterval, int64, error) {
-	var n int64
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM try WHERE run_id = ? LIMIT ?)`,
-		runID, limit+1).Scan(&n); err != nil {
+	// The sample walks the task id range by point lookups (ids are dense
+	// from 0 in a run): its cost is the sample's size, not the run's.
+	rk, ok, err := s.runKey(ctx, runID)
+	if err != nil || !ok {
+		return nil, 1, err
+	}
+	var maxID sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT max(task_id) FROM parslgo_task_state WHERE run_key = ?`, rk).Scan(&maxID); err != nil {
 		return nil, 0, fmt.Errorf("tries %s: %w", runID, err)
 	}
-	stride := int64(1)
-	if n > int64(limit) {
-		var total int64
-		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM try WHERE run_id = ?`, runID).Scan(&total); err != nil {
-			return nil, 0, fmt.Errorf("tries %s: %w", runID, err)
-		}
-		stride = (total + int64(limit) - 1) / int64(limit)
-	}
-	rows, err := s.db.QueryContext(ctx, `SELECT task_id, try_id, task_executor, coalesce(block_id, ''),
-	coalesce(hostname, ''), coalesce(task_try_time_running, task_try_time_launched), task_try_time_returned
-	FROM try WHERE run_id = ? AND task_id % ? = 0 LIMIT ?`, runID, stride, limit)
+	stride := max(1, (maxID.Int64+1+int64(limit)-1)/int64(limit))
+	rows, err := s.db.QueryContext(ctx, `WITH RECURSIVE ids(x) AS (SELECT 0 UNION ALL SELECT x + ? FROM ids WHERE x + ? <= ?)
+	SELECT task_id, try_id, task_executor, coalesce(block_id, ''), coalesce(hostname, ''),
+	coalesce(task_try_time_running, task_try_time_launched), task_try_time_returned
+	FROM ids CROSS JOIN try WHERE try.run_id = ? AND try.task_id = ids.x`, stride, stride, maxID.Int64, runID)
 	if err != nil {
 		return nil, 0, fmt.Errorf("tries %s: %w", runID, err)
 	}
