@@ -65,6 +65,12 @@ type Options struct {
 	// OnManager is told when a manager registers (Gone false) and when it
 	// is removed (Gone true).
 	OnManager func(m ManagerInfo, gone bool, reason string)
+	// OnMonitor, when set, receives the monitoring messages of pools (node
+	// description, resource samples); the welcome then tells pools that
+	// they may send them. It is called from the manager's reader goroutine
+	// with no lock held, after the results that pool sent before it, and
+	// must not block for long: that pool's results wait meanwhile.
+	OnMonitor func(m ManagerInfo, msg *wire.Monitor)
 }
 
 // ManagerInfo describes a connected (or just removed) manager.
@@ -382,7 +388,8 @@ func (ix *Interchange) serve(c net.Conn) {
 	r := bufio.NewReaderSize(conn, 64<<10)
 	w := bufio.NewWriterSize(conn, 64<<10)
 	hello, err := wire.ServerHandshake(r, w, ix.opts.Secret, ix.opts.Expect, wire.Welcome{
-		HeartbeatPeriod: ix.opts.HeartbeatPeriod, HeartbeatThreshold: ix.opts.HeartbeatThreshold})
+		HeartbeatPeriod: ix.opts.HeartbeatPeriod, HeartbeatThreshold: ix.opts.HeartbeatThreshold,
+		Monitor: ix.opts.OnMonitor != nil})
 	if err != nil {
 		var re *wire.RefusedError
 		if errors.As(err, &re) {
@@ -477,6 +484,22 @@ func (ix *Interchange) read(m *manager) {
 			m.hb = true
 			ix.mu.Unlock()
 			m.poke()
+		case wire.TMonitor:
+			if ix.opts.OnMonitor == nil {
+				// Not asked for (the welcome said so); a pool that sends
+				// it anyway loses nothing but its samples.
+				continue
+			}
+			var mon wire.Monitor
+			if err := wire.Decode(t, p, &mon); err != nil {
+				ix.log.Error("interchange: malformed monitoring message from manager; dropping it", "manager", m.info.Name, "err", err)
+				ix.drop(m, "sent a malformed monitoring frame: "+err.Error())
+				return
+			}
+			ix.mu.Lock()
+			info := m.snapshot()
+			ix.mu.Unlock()
+			ix.opts.OnMonitor(info, &mon)
 		case wire.TDrain:
 			ix.mu.Lock()
 			m.info.Draining = true

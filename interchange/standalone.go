@@ -111,6 +111,11 @@ type standalone struct {
 	drv     *driverLink    // the connected driver, nil when none
 	pending []wire.Deliver // results while no driver is connected
 	gone    time.Time      // when the last driver left (or start)
+	// nodes holds each connected manager's node description, for a
+	// driver that asks for monitoring after the pool joined (or
+	// reconnects). Resource samples are not kept: with no driver to take
+	// them they are dropped.
+	nodes map[string]wire.MonitorFrom
 }
 
 // driverLink is the connection to the driver. Writes are serialized by
@@ -120,6 +125,9 @@ type driverLink struct {
 	r    *bufio.Reader
 	wmu  sync.Mutex
 	w    *bufio.Writer
+	// monitor: the driver asked for monitoring messages (OpMonitor).
+	// Guarded by standalone.mu.
+	monitor bool
 }
 
 func (d *driverLink) send(t wire.Type, v any, timeout time.Duration) error {
@@ -159,7 +167,7 @@ func RunStandalone(ctx context.Context, cfg wire.InterchangeConfig, stderr io.Wr
 		fmt.Fprintln(stderr, "parsl interchange:", err)
 		return ExitConfig
 	}
-	s := &standalone{cfg: cfg, log: log, sec: secret, quit: make(chan struct{}), gone: time.Now()}
+	s := &standalone{cfg: cfg, log: log, sec: secret, quit: make(chan struct{}), gone: time.Now(), nodes: map[string]wire.MonitorFrom{}}
 	if cfg.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
 		if err != nil {
@@ -173,7 +181,7 @@ func RunStandalone(ctx context.Context, cfg wire.InterchangeConfig, stderr io.Wr
 		Expect:          wire.Expect{BuildID: cfg.BuildID, Digest: cfg.Digest},
 		HeartbeatPeriod: cfg.HeartbeatPeriod, HeartbeatThreshold: cfg.HeartbeatThreshold,
 		MaxFrame: cfg.MaxFrame, Logger: log,
-		Deliver: s.deliver, OnManager: s.onManager, OnRefused: s.onRefused,
+		Deliver: s.deliver, OnManager: s.onManager, OnRefused: s.onRefused, OnMonitor: s.forwardMonitor,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "parsl interchange:", err)
@@ -289,7 +297,51 @@ func (s *standalone) sendStatus(st wire.Status) {
 	}
 }
 
+// forwardMonitor sends a pool's monitoring message to a driver that asked
+// for them, and keeps node descriptions for later drivers.
+func (s *standalone) forwardMonitor(m ManagerInfo, msg *wire.Monitor) {
+	fwd := wire.MonitorFrom{From: m.Wire(), Monitor: *msg}
+	s.mu.Lock()
+	if msg.Node != nil {
+		s.nodes[m.ID] = wire.MonitorFrom{From: fwd.From, Monitor: wire.Monitor{Node: msg.Node}}
+	}
+	d := s.drv
+	if d != nil && !d.monitor {
+		d = nil
+	}
+	s.mu.Unlock()
+	if d == nil {
+		return
+	}
+	if err := d.send(wire.TMonitorFrom, fwd, s.cfg.HeartbeatThreshold); err != nil {
+		d.conn.Close() // the driver's reader notices
+	}
+}
+
+// startMonitor marks d as wanting monitoring messages and sends it the
+// node descriptions of the managers connected now.
+func (s *standalone) startMonitor(d *driverLink) {
+	s.mu.Lock()
+	d.monitor = true
+	nodes := make([]wire.MonitorFrom, 0, len(s.nodes))
+	for _, n := range s.nodes {
+		nodes = append(nodes, n)
+	}
+	s.mu.Unlock()
+	for _, n := range nodes {
+		if err := d.send(wire.TMonitorFrom, n, s.cfg.HeartbeatThreshold); err != nil {
+			d.conn.Close()
+			return
+		}
+	}
+}
+
 func (s *standalone) onManager(m ManagerInfo, gone bool, reason string) {
+	if gone {
+		s.mu.Lock()
+		delete(s.nodes, m.ID)
+		s.mu.Unlock()
+	}
 	st := s.status()
 	st.Event = &wire.ManagerEvent{Manager: m.Wire(), Gone: gone, Reason: reason}
 	s.sendStatus(st)
@@ -365,7 +417,7 @@ func (s *standalone) serveDriver(c net.Conn) {
 	d := &driverLink{conn: conn, r: bufio.NewReaderSize(conn, 64<<10), w: bufio.NewWriterSize(conn, 64<<10)}
 	// The driver's build is not checked: only pools run its apps.
 	_, err := wire.ServerHandshake(d.r, d.w, s.sec, wire.Expect{Role: wire.RoleDriver}, wire.Welcome{
-		HeartbeatPeriod: s.cfg.HeartbeatPeriod, HeartbeatThreshold: s.cfg.HeartbeatThreshold})
+		HeartbeatPeriod: s.cfg.HeartbeatPeriod, HeartbeatThreshold: s.cfg.HeartbeatThreshold, Monitor: true})
 	if err != nil {
 		s.log.Warn("interchange: driver refused", "remote", remote, "err", err)
 		conn.Close()
@@ -441,6 +493,13 @@ func (s *standalone) readDriver(d *driverLink) error {
 				s.ix.Purge()
 			case wire.OpDrain:
 				s.ix.DrainBlock(c.BlockID)
+			case wire.OpMonitor:
+				// Not sent from this reader, for the reason above.
+				s.wg.Add(1)
+				go func() {
+					defer s.wg.Done()
+					s.startMonitor(d)
+				}()
 			case wire.OpShutdown:
 				s.log.Info("interchange: the driver asked for shutdown")
 				s.halt()

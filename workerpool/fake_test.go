@@ -37,7 +37,10 @@ type fakeIX struct {
 	r    *bufio.Reader
 	w    *bufio.Writer
 
-	Hello      wire.Hello
+	Hello wire.Hello
+	// Welcome is what accept sends the pool (heartbeat settings and the
+	// MAC are filled in by the handshake).
+	Welcome    wire.Welcome
 	Heartbeats int
 	Drains     int
 }
@@ -104,7 +107,7 @@ func (f *fakeIX) accept(expect wire.Expect) error {
 	f.conn = c
 	f.r, f.w = bufio.NewReader(c), bufio.NewWriter(c)
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	f.Hello, err = wire.ServerHandshake(f.r, f.w, f.secret, expect, wire.Welcome{})
+	f.Hello, err = wire.ServerHandshake(f.r, f.w, f.secret, expect, f.Welcome)
 	_ = c.SetDeadline(time.Time{})
 	return err
 }

@@ -116,6 +116,10 @@ type pool struct {
 	lastContact atomic.Int64
 
 	out outbox
+	// mon samples running tasks' resources; nil unless the configuration
+	// and the interchange both want it.
+	mon   *sampler
+	cores float64 // Options.Cores, for the node description
 
 	// abandoned tracks app goroutines left running past their walltime.
 	abandoned sync.WaitGroup
@@ -172,6 +176,7 @@ func Serve(ctx context.Context, cfg wire.PoolConfig, opts Options) error {
 		r:       bufio.NewReaderSize(conn, 64<<10),
 		w:       bufio.NewWriterSize(conn, 64<<10),
 		grace:   opts.ShutdownGrace,
+		cores:   opts.Cores,
 	}
 	if p.grace <= 0 {
 		p.grace = DefaultShutdownGrace
@@ -208,6 +213,13 @@ func Serve(ctx context.Context, cfg wire.PoolConfig, opts Options) error {
 	}
 	_ = conn.SetDeadline(time.Time{})
 
+	switch {
+	case cfg.Monitor && welcome.Monitor:
+		p.mon = newSampler(log, manager, n, cfg.MonitorInterval, opts.MemoryMB, &p.out)
+	case cfg.Monitor:
+		log.Warn("the interchange does not accept monitoring messages (an older version?); no resource samples are sent")
+	}
+
 	period := firstPositive(cfg.HeartbeatPeriod, welcome.HeartbeatPeriod, DefaultHeartbeatPeriod)
 	threshold = firstPositive(cfg.HeartbeatThreshold, welcome.HeartbeatThreshold, DefaultHeartbeatThreshold)
 	log.Info("joined the interchange", "address", conn.RemoteAddr().String(), "heartbeat_period", period, "heartbeat_threshold", threshold)
@@ -242,6 +254,13 @@ func (p *pool) run(ctx context.Context, start time.Time, period, threshold time.
 	var ioWG sync.WaitGroup
 	ioWG.Go(func() { readerDone <- p.read() })
 	ioWG.Go(func() { writerDone <- p.write(stopWriter) })
+	if p.mon != nil {
+		node := p.mon.node(p.cores)
+		p.out.post(func(o *outbox) { o.node = node })
+		if !p.mon.off {
+			ioWG.Go(func() { p.mon.run(stopWriter) })
+		}
+	}
 
 	defer func() {
 		// Order matters: stop tasks first so bash commands die, then the
@@ -256,6 +275,9 @@ func (p *pool) run(ctx context.Context, start time.Time, period, threshold time.
 		}
 		if !waitTimeout(&p.abandoned, p.grace) {
 			p.log.Warn("Go apps that passed their walltime are still running; abandoning them", "count", p.nAbandon.Load())
+		}
+		if n := p.out.droppedSamples(); n > 0 {
+			p.log.Warn("resource samples dropped: the interchange read them more slowly than they were made", "samples", n)
 		}
 		p.log.Info("pool stopped", "error", err)
 	}()
@@ -456,9 +478,17 @@ func (p *pool) work(i int) {
 		if !ok {
 			return
 		}
+		if p.mon != nil && !p.mon.off {
+			p.mon.begin(i, &t)
+		}
 		r := p.runTask(ctx, i, &t)
 		if p.runCtx.Err() != nil {
 			return // shutting down: nobody will read the result
+		}
+		if p.mon != nil && !p.mon.off {
+			// Before the result, so that the driver has the task's last
+			// sample when the task completes.
+			p.mon.end(i, &t)
 		}
 		p.out.put(r)
 		p.outstanding.Add(-1)
@@ -475,6 +505,12 @@ type outbox struct {
 	drain     bool
 	busy      bool // the writer holds a batch not yet flushed
 	wake      chan struct{}
+
+	// Monitoring: the node's description (sent once) and resource
+	// samples; dropped counts samples refused because too many waited.
+	node    *wire.NodeInfo
+	samples []wire.ResourceSample
+	dropped int64
 }
 
 func (o *outbox) init() { o.wake = make(chan struct{}, 1) }
@@ -497,6 +533,23 @@ func (o *outbox) put(r wire.Result) {
 	}
 }
 
+// putSamples queues resource samples, dropping them when too many are
+// already waiting.
+func (o *outbox) putSamples(ss ...wire.ResourceSample) {
+	o.mu.Lock()
+	if len(o.samples)+len(ss) > maxPendingSamples {
+		o.dropped += int64(len(ss))
+		o.mu.Unlock()
+		return
+	}
+	o.samples = append(o.samples, ss...)
+	first := len(o.samples) == len(ss)
+	o.mu.Unlock()
+	if first {
+		o.signal()
+	}
+}
+
 func (o *outbox) post(f func(*outbox)) {
 	o.mu.Lock()
 	f(o)
@@ -504,10 +557,16 @@ func (o *outbox) post(f func(*outbox)) {
 	o.signal()
 }
 
+func (o *outbox) droppedSamples() int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.dropped
+}
+
 func (o *outbox) empty() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return len(o.results) == 0 && !o.busy
+	return len(o.results) == 0 && len(o.samples) == 0 && o.node == nil && !o.busy
 }
 
 // write sends results, heartbeats and the drain notice; it flushes when
@@ -516,7 +575,10 @@ func (o *outbox) empty() bool {
 // at once.
 func (p *pool) write(stop <-chan struct{}) error {
 	o := &p.out
-	var spare []wire.Result
+	var (
+		spare        []wire.Result
+		spareSamples []wire.ResourceSample
+	)
 	for {
 		select {
 		case <-stop:
@@ -529,14 +591,23 @@ func (p *pool) write(stop <-chan struct{}) error {
 			batch := o.results
 			o.results = spare
 			hb, dr := o.heartbeat, o.drain
-			if len(batch) == 0 && !hb && !dr {
+			node, samples := o.node, o.samples
+			if len(batch) == 0 && !hb && !dr && node == nil && len(samples) == 0 {
 				o.results = batch
 				o.mu.Unlock()
 				break
 			}
-			o.heartbeat, o.drain = false, false
+			o.heartbeat, o.drain, o.node = false, false, nil
+			o.samples = spareSamples
 			o.busy = true
 			o.mu.Unlock()
+			// Samples go first: a task's end sample is queued before its
+			// result and must not arrive after it.
+			if err := p.writeMonitor(node, samples); err != nil {
+				return err
+			}
+			clear(samples)
+			spareSamples = samples[:0]
 			if err := p.writeResults(batch); err != nil {
 				return err
 			}
@@ -585,6 +656,19 @@ func (p *pool) writeResults(batch []wire.Result) error {
 			return err
 		}
 		batch = batch[n:]
+	}
+	return nil
+}
+
+// writeMonitor writes the node's description and samples as TMonitor
+// frames.
+func (p *pool) writeMonitor(node *wire.NodeInfo, samples []wire.ResourceSample) error {
+	for node != nil || len(samples) > 0 {
+		n := min(len(samples), samplesPerFrame)
+		if err := wire.WriteFrame(p.w, wire.TMonitor, wire.Monitor{Node: node, Resources: samples[:n]}); err != nil {
+			return err
+		}
+		node, samples = nil, samples[n:]
 	}
 	return nil
 }

@@ -633,9 +633,19 @@ func TestProcess(t *testing.T) {
 
 // BenchmarkNoopTasks measures the pool side alone: no-op Go tasks from a
 // fake interchange, in batches as the interchange sends them.
-func BenchmarkNoopTasks(b *testing.B) {
+func BenchmarkNoopTasks(b *testing.B) { benchNoop(b, false) }
+
+// BenchmarkNoopTasksMonitored is BenchmarkNoopTasks with resource
+// monitoring on (default 5 s interval): the cost is the start and end
+// samples of every task and their TMonitor frames.
+func BenchmarkNoopTasksMonitored(b *testing.B) { benchNoop(b, true) }
+
+func benchNoop(b *testing.B, monitor bool) {
 	f := newFake(b, fakeOpts{})
-	s := serve(context.Background(), f.config(2), workerpool.Options{})
+	f.Welcome.Monitor = monitor
+	cfg := f.config(2)
+	cfg.Monitor, cfg.MonitorInterval = monitor, 5*time.Second
+	s := serve(context.Background(), cfg, workerpool.Options{})
 	if err := f.accept(wire.Expect{}); err != nil {
 		b.Fatal(err)
 	}

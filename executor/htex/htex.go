@@ -39,10 +39,19 @@ import (
 	"github.com/parsl-go/parsl/provider"
 	"github.com/parsl-go/parsl/provider/local"
 	"github.com/parsl-go/parsl/scaling"
+	"github.com/parsl-go/parsl/staging"
 )
 
 // Options configures the executor. Zero fields take Parsl's defaults.
 type Options struct {
+	// WorkingDir is where this executor's tasks resolve relative File
+	// paths and where their staged files go (Parsl's working_dir); ""
+	// means the run directory. parsl.WorkDir overrides it per task.
+	WorkingDir string
+	// StorageAccess limits the staging providers this executor's tasks may
+	// use (Parsl's storage_access); nil means staging/defaults.
+	StorageAccess []staging.Provider
+
 	// Label names the executor; default "htex".
 	Label string
 	// MaxWorkersPerNode is the number of tasks a pool runs at once;
@@ -89,8 +98,8 @@ type Options struct {
 	// asks for Parsl's parallelism 0 (one block as soon as there is work).
 	Parallelism float64
 	// NodesPerBlock is how many nodes (one pool each) a block has, for
-	// the strategy's count of worker slots per block; default 1. Set it
-	// to the provider's nodes per block.
+	// the strategy's count of worker slots per block. 0 asks the provider
+	// (the batch providers report their own NodesPerBlock), else 1.
 	NodesPerBlock int
 	// Blocks is deprecated: when InitBlocks, MinBlocks and MaxBlocks are
 	// all zero, Blocks > 0 keeps exactly that many blocks (init = min =
@@ -127,6 +136,18 @@ type Options struct {
 	// by `parsl interchange --init DIR`: its interchange.json names the
 	// secret, CA and address file the executor and pools use.
 	InterchangeDir string
+	// ResourceInterval is how often pools sample the resources (CPU time,
+	// memory, threads, I/O) of running tasks when the executor has a
+	// Monitor (SetMonitor; monitoring on in parsl.Config): 0 means
+	// DefaultResourceInterval, ResourceStartEnd samples each task only at
+	// its start and end. A bash task's numbers are those of its command's
+	// process tree; a Go task's are those of its whole pool process, since
+	// Go apps are goroutines of the pool.
+	ResourceInterval time.Duration
+	// NoResourceMonitoring keeps pools from sampling tasks even when the
+	// executor has a Monitor (Parsl's resource_monitoring_enabled=False);
+	// blocks and nodes are still recorded.
+	NoResourceMonitoring bool
 }
 
 // Scaling defaults, as Parsl's Config.
@@ -195,6 +216,15 @@ type Executor struct {
 	scfg scaling.Config
 	loop *scaling.Loop // set by Start, closed first by Shutdown
 
+	// Monitoring (monitor.go): mon is set by SetMonitor before Start, pump
+	// runs from Start to Shutdown when mon is set. blockStates (the last
+	// state recorded per block) and nodes (per manager ID) are guarded by
+	// mu.
+	mon         Monitor
+	pump        *monPump
+	blockStates map[string]provider.JobState
+	nodes       map[string]nodeEntry
+
 	wg   sync.WaitGroup
 	quit chan struct{}
 }
@@ -252,6 +282,13 @@ func New(opts Options) *Executor {
 		opts.InitBlocks, opts.MinBlocks, opts.MaxBlocks = 1, 0, 1
 	}
 	if opts.NodesPerBlock <= 0 {
+		// The provider knows: saying it twice invites the two to differ,
+		// and then the strategy asks for too many or too few blocks.
+		if np, ok := opts.Provider.(interface{ NodesPerBlock() int }); ok {
+			opts.NodesPerBlock = np.NodesPerBlock()
+		}
+	}
+	if opts.NodesPerBlock <= 0 {
 		opts.NodesPerBlock = 1
 	}
 	switch {
@@ -265,7 +302,8 @@ func New(opts Options) *Executor {
 	if opts.Launcher == nil {
 		opts.Launcher = defaultLauncher
 	}
-	e := &Executor{opts: opts, blocks: map[string]*block{}, joined: map[string]bool{}, quit: make(chan struct{})}
+	e := &Executor{opts: opts, blocks: map[string]*block{}, joined: map[string]bool{}, quit: make(chan struct{}),
+		blockStates: map[string]provider.JobState{}, nodes: map[string]nodeEntry{}}
 	for i := range e.shards {
 		e.shards[i].m = map[int64]entry{}
 	}
@@ -274,6 +312,12 @@ func New(opts Options) *Executor {
 
 // Label implements executor.Executor.
 func (e *Executor) Label() string { return e.opts.Label }
+
+// WorkingDir returns Options.WorkingDir (parsl.WorkingDirExecutor).
+func (e *Executor) WorkingDir() string { return e.opts.WorkingDir }
+
+// StorageAccess returns Options.StorageAccess (parsl.StorageAccessExecutor).
+func (e *Executor) StorageAccess() []staging.Provider { return e.opts.StorageAccess }
 
 func (e *Executor) encrypted() bool { return e.opts.Encrypted == nil || *e.opts.Encrypted }
 
@@ -363,6 +407,21 @@ func (e *Executor) Start(ctx context.Context, env executor.Env) (err error) {
 		}
 	} else {
 		ips = append(ips, net.IPv4(127, 0, 0, 1))
+	}
+	if e.mon != nil {
+		e.pump = startPump(e.mon)
+		defer func() {
+			if err != nil {
+				e.pump.close(context.Background())
+				e.pump = nil
+			}
+		}()
+		ixo.OnMonitor = e.onMonitor
+		pc.Monitor, pc.MonitorInterval = true, e.resourceInterval()
+		if e.opts.NoResourceMonitoring {
+			// The pool still sends its node's description.
+			pc.MonitorInterval = -1
+		}
 	}
 	if e.encrypted() {
 		b, err := certs.Generate(filepath.Join(e.dir, "certificates"), ips, 0)
@@ -468,6 +527,7 @@ func (e *Executor) ScaleOut(ctx context.Context, n int) error {
 			e.mu.Lock()
 			e.addFailure(scaling.Failure{BlockID: id, State: provider.Failed, ExitCode: -1, Message: err.Error()})
 			e.mu.Unlock()
+			e.monitorBlock(id, "", provider.Failed)
 			errs = append(errs, err)
 		}
 	}
@@ -482,6 +542,7 @@ func (e *Executor) ScaleOut(ctx context.Context, n int) error {
 func (e *Executor) ScaleIn(ctx context.Context, ids []string) error {
 	var jobs []string
 	want := map[string]bool{}
+	jobOf := map[string]string{}
 	e.mu.Lock()
 	for _, id := range ids {
 		b := e.blocks[id]
@@ -491,6 +552,7 @@ func (e *Executor) ScaleIn(ctx context.Context, ids []string) error {
 		b.scaledIn = true
 		jobs = append(jobs, b.job)
 		want[id] = true
+		jobOf[id] = b.job
 	}
 	e.mu.Unlock()
 	if len(jobs) == 0 {
@@ -529,6 +591,9 @@ wait:
 	defer cancel()
 	if err := e.prov.Cancel(cctx, jobs); err != nil {
 		return fmt.Errorf("htex %q: cancelling scaled-in blocks %v: %w", e.opts.Label, ids, err)
+	}
+	for id, job := range jobOf {
+		e.monitorBlock(id, job, provider.ScaledIn)
 	}
 	e.log.Info("htex blocks scaled in", "blocks", ids, "jobs", jobs)
 	return nil
@@ -587,6 +652,9 @@ func (e *Executor) snapshot(ctx context.Context) (scaling.Snapshot, error) {
 		if len(sts) != len(jobs) {
 			return scaling.Snapshot{}, fmt.Errorf("htex %q: block status: %d answers for %d jobs", e.opts.Label, len(sts), len(jobs))
 		}
+	}
+	for i, st := range sts {
+		e.monitorBlock(ids[i], jobs[i], st.State)
 	}
 	now := time.Now()
 	type load struct {
@@ -680,6 +748,7 @@ func (e *Executor) startBlock(ctx context.Context, id string) error {
 	e.order = append(e.order, id)
 	e.launched++
 	e.mu.Unlock()
+	e.monitorBlock(id, job, provider.Pending)
 	e.log.Info("htex block started", "block", id, "job", job)
 	return nil
 }
@@ -799,13 +868,14 @@ func (e *Executor) deliver(rs []wire.Result, from interchange.ManagerInfo) {
 
 func (e *Executor) onManager(m interchange.ManagerInfo, gone bool, reason string) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if gone {
 		e.connected--
-		return
+	} else {
+		e.connected++
+		e.joined[m.BlockID] = true
 	}
-	e.connected++
-	e.joined[m.BlockID] = true
+	e.mu.Unlock()
+	e.monitorManager(m, gone)
 }
 
 func (e *Executor) onRefused(r interchange.Refusal) {
@@ -910,6 +980,9 @@ func (e *Executor) watchBlocks() {
 				continue
 			}
 		}
+		for i, st := range sts {
+			e.monitorBlock(ids[i], jobs[i], st.State)
+		}
 		e.mu.Lock()
 		news := false
 		for i, st := range sts {
@@ -995,6 +1068,9 @@ func (e *Executor) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("htex executor %q shut down before task %d finished: %w", e.opts.Label, t.ID, failure.ErrDFKClosed)
 	})
 	e.wg.Wait()
+	if e.pump != nil {
+		e.closeMonitor(ctx)
+	}
 	return err
 }
 

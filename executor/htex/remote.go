@@ -251,12 +251,21 @@ func (r *remoteIX) dial(ctx context.Context, secret []byte, caFile string) error
 	}
 	br, bw := bufio.NewReaderSize(conn, 64<<10), bufio.NewWriterSize(conn, 64<<10)
 	host, _ := os.Hostname()
-	if _, err := wire.ClientHandshake(br, bw, secret, wire.Hello{Role: wire.RoleDriver, Manager: "driver", Hostname: host}); err != nil {
+	welcome, err := wire.ClientHandshake(br, bw, secret, wire.Hello{Role: wire.RoleDriver, Manager: "driver", Hostname: host})
+	if err != nil {
 		conn.Close()
 		return fmt.Errorf("joining the interchange at %s: %w", r.target, err)
 	}
 	_ = c.SetDeadline(time.Time{})
 	r.conn, r.r, r.w = conn, br, bw
+	if r.e.pump != nil {
+		if !welcome.Monitor {
+			r.e.log.Warn("htex: the interchange does not forward monitoring messages (an older parsl interchange?); node and resource rows will be missing", "address", r.target)
+		} else if err := r.send(wire.TControl, wire.Control{Op: wire.OpMonitor}); err != nil {
+			conn.Close()
+			return fmt.Errorf("asking the interchange at %s for monitoring messages: %w", r.target, err)
+		}
+	}
 	return nil
 }
 
@@ -315,6 +324,12 @@ func (r *remoteIX) read() {
 			if rf := st.Refused; rf != nil {
 				r.e.onRefused(interchange.Refusal{Remote: rf.Remote, Auth: rf.Auth, Manager: rf.Manager, Hostname: rf.Hostname, BlockID: rf.BlockID, Reason: rf.Reason})
 			}
+		case wire.TMonitorFrom:
+			var m wire.MonitorFrom
+			if err = wire.Decode(t, p, &m); err != nil {
+				break
+			}
+			r.e.onMonitor(interchange.InfoFromWire(m.From), &m.Monitor)
 		case wire.THeartbeat:
 		default:
 			err = fmt.Errorf("unexpected %s frame", t)

@@ -48,6 +48,13 @@ type PoolConfig struct {
 	MaxFrame    int           `json:"max_frame,omitempty"`
 	// Generic marks the bash-only pool (parsl pool).
 	Generic bool `json:"generic,omitempty"`
+	// Monitor makes the pool send its node's description and resource
+	// samples of its running tasks (TMonitor), when the interchange
+	// accepts them. MonitorInterval is the sampling period; 0 samples
+	// each task only at its start and end, a negative value not at all
+	// (the node's description only).
+	Monitor         bool          `json:"monitor,omitempty"`
+	MonitorInterval time.Duration `json:"monitor_interval,omitempty"`
 }
 
 // WritePoolConfig writes c to path with mode 0600.

@@ -48,11 +48,15 @@ const (
 	TDeliver // interchange → driver: results from one manager
 	TStatus  // interchange → driver: managers, joins, leaves, refusals
 	TControl // driver → interchange: purge, drain a block, shut down
+	// Monitoring (see monitor.go), negotiated through Welcome.Monitor so
+	// that no peer gets a type it does not know.
+	TMonitor     // pool → interchange: node info and resource samples
+	TMonitorFrom // interchange → driver: TMonitor with the manager it came from
 	maxType
 )
 
 func (t Type) String() string {
-	names := [...]string{"", "challenge", "hello", "welcome", "refuse", "tasks", "results", "heartbeat", "drain", "shutdown", "submit", "deliver", "status", "control"}
+	names := [...]string{"", "challenge", "hello", "welcome", "refuse", "tasks", "results", "heartbeat", "drain", "shutdown", "submit", "deliver", "status", "control", "monitor", "monitor-from"}
 	if t > 0 && t < maxType {
 		return names[t]
 	}
@@ -93,6 +97,11 @@ type Hello struct {
 type Welcome struct {
 	HeartbeatPeriod    time.Duration `cbor:"hp"`
 	HeartbeatThreshold time.Duration `cbor:"ht"`
+	// Monitor says the interchange accepts TMonitor frames (and, on a
+	// standalone interchange's driver address, that it forwards them as
+	// TMonitorFrom after OpMonitor). Older interchanges leave it false,
+	// and older peers ignore it: the MAC does not cover it.
+	Monitor bool `cbor:"mon,omitempty"`
 	// MAC proves to the pool that the interchange knows the secret too.
 	MAC []byte `cbor:"mac"`
 }
