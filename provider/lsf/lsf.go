@@ -259,6 +259,10 @@ func onlyGone(stderr string) bool {
 	return seen
 }
 
+// NodesPerBlock returns the nodes of each block, so that the htex
+// executor's scaling counts the right number of worker slots per block.
+func (p *Provider) NodesPerBlock() int { return p.opts.NodesPerBlock }
+
 // Cancel implements provider.Provider: bkill every job. Jobs that have
 // already finished or are unknown are not an error.
 func (p *Provider) Cancel(ctx context.Context, ids []string) error {

@@ -279,6 +279,10 @@ func onlyGoneJobs(stderr string) bool {
 	return seen
 }
 
+// NodesPerBlock returns the nodes of each block, so that the htex
+// executor's scaling counts the right number of worker slots per block.
+func (p *Provider) NodesPerBlock() int { return p.opts.NodesPerBlock }
+
 // Cancel implements provider.Provider: qdel every job. Jobs that PBS
 // says are unknown or already finished are not an error; a later Status
 // reports them as Cancelled rather than Failed.

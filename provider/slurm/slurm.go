@@ -394,6 +394,10 @@ func (p *Provider) sacct(ctx context.Context, cluster string, ids []string) (map
 	return m, nil
 }
 
+// NodesPerBlock returns the nodes of each block, so that the htex
+// executor's scaling counts the right number of worker slots per block.
+func (p *Provider) NodesPerBlock() int { return p.opts.NodesPerBlock }
+
 // Cancel implements provider.Provider: scancel, then wait until squeue no
 // longer lists the jobs as pending or running (or ctx ends), so that the
 // caller may count the block's nodes as released.
