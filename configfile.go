@@ -21,6 +21,10 @@ import (
 	"github.com/parsl-go/parsl/provider"
 	"github.com/parsl-go/parsl/provider/local"
 	"github.com/parsl-go/parsl/provider/slurm"
+	"github.com/parsl-go/parsl/staging"
+	"github.com/parsl-go/parsl/staging/ftpstage"
+	"github.com/parsl-go/parsl/staging/httpstage"
+	"github.com/parsl-go/parsl/staging/rsync"
 )
 
 // ConfigEnv is the environment variable naming a YAML configuration file
@@ -253,11 +257,44 @@ func buildThreads(d *decoder, m *ast.MappingNode, path string) (executor.Executo
 		Label         string   `yaml:"label"`
 		MaxThreads    count    `yaml:"max_threads"`
 		ShutdownGrace duration `yaml:"shutdown_grace"`
+		WorkingDir    string   `yaml:"working_dir"`
+		StorageAccess []string `yaml:"storage_access"`
 	}
 	if err := d.decode(m, path, &o); err != nil {
 		return nil, err
 	}
-	return threads.New(threads.Options{Label: o.Label, MaxThreads: int(o.MaxThreads), ShutdownGrace: time.Duration(o.ShutdownGrace)}), nil
+	sa, err := storageAccess(d, m, path, o.StorageAccess, o.WorkingDir)
+	if err != nil {
+		return nil, err
+	}
+	return threads.New(threads.Options{Label: o.Label, MaxThreads: int(o.MaxThreads), ShutdownGrace: time.Duration(o.ShutdownGrace),
+		WorkingDir: o.WorkingDir, StorageAccess: sa}), nil
+}
+
+// storageProviders are the staging providers a file's storage_access
+// list can name, built for the executor's working directory.
+var storageProviders = map[string]func(workDir string) staging.Provider{
+	"file":  func(wd string) staging.Provider { return staging.SharedFS{WorkDir: wd} },
+	"http":  func(wd string) staging.Provider { return &httpstage.Provider{WorkDir: wd} },
+	"ftp":   func(wd string) staging.Provider { return &ftpstage.Provider{WorkDir: wd} },
+	"rsync": func(wd string) staging.Provider { return &rsync.Provider{WorkDir: wd} },
+}
+
+// storageAccess builds an executor's storage_access list (nil when the
+// file gives none: the defaults).
+func storageAccess(d *decoder, m *ast.MappingNode, path string, names []string, workDir string) ([]staging.Provider, error) {
+	if names == nil {
+		return nil, nil
+	}
+	out := make([]staging.Provider, 0, len(names))
+	for _, n := range names {
+		mk, ok := storageProviders[n]
+		if !ok {
+			return nil, d.keyError(m, path, "storage_access", "unknown staging provider %q; known: %s", n, joinSorted(storageProviders))
+		}
+		out = append(out, mk(workDir))
+	}
+	return out, nil
 }
 
 func buildHtex(d *decoder, m *ast.MappingNode, path string) (executor.Executor, error) {
@@ -280,12 +317,20 @@ func buildHtex(d *decoder, m *ast.MappingNode, path string) (executor.Executor, 
 		MaxBlocks          count    `yaml:"max_blocks"`
 		Parallelism        number   `yaml:"parallelism"`
 		Walltime           duration `yaml:"walltime"`
+		WorkingDir         string   `yaml:"working_dir"`
+		StorageAccess      []string `yaml:"storage_access"`
 		Provider           ast.Node `yaml:"provider"`
 	}
 	if err := d.decode(m, path, &o); err != nil {
 		return nil, err
 	}
+	sa, err := storageAccess(d, m, path, o.StorageAccess, o.WorkingDir)
+	if err != nil {
+		return nil, err
+	}
 	opts := htex.Options{
+		WorkingDir:         o.WorkingDir,
+		StorageAccess:      sa,
 		Label:              o.Label,
 		MaxWorkersPerNode:  int(o.MaxWorkersPerNode),
 		Prefetch:           int(o.Prefetch),

@@ -154,7 +154,7 @@ func TestLoadConfigFileErrors(t *testing.T) {
 			`want a mapping with a kind: key (htex, threads), got "threads"`},
 		{"unknown executor kind", "executors:\n  - kind: thread\n", 2, "executors[0].kind", `unknown kind "thread"; known: htex, threads`},
 		{"unknown threads key", "executors:\n  - kind: threads\n    threads: 4\n", 3, "executors[0].threads",
-			`unknown key "threads"; accepted: kind, label, max_threads, shutdown_grace`},
+			`unknown key "threads"; accepted: kind, label, max_threads, shutdown_grace, storage_access, working_dir`},
 		{"negative threads", "executors:\n  - kind: threads\n    max_threads: -4\n", 3, "executors[0].max_threads", "must be 0 or more, got -4"},
 		{"unknown htex key", "executors:\n  - kind: threads\n  - kind: htex\n    max_worker: 2\n", 4, "executors[1].max_worker",
 			`unknown key "max_worker"; accepted: accelerators, address, blocks, …`},

@@ -49,14 +49,49 @@ func stdPath[P ~string | File](p P) string {
 // appended to.
 func TruncateStd() CallOption { return func(o *dataflow.CallOptions) { o.StdTruncate = true } }
 
-// Outputs declares files the task creates. A task that finishes without
-// creating one of them fails with *MissingOutputsError.
+// Outputs declares files the task creates; Future.Outputs returns a
+// future per file, to pass to later apps. A task that finishes without
+// creating one of them fails with *MissingOutputsError naming the file.
+//
+// A plain path is written in place (a relative one resolved against the
+// task's working directory, see WorkDir). A URL — rsync://, ssh://,
+// "user@host:path", file:// (to publish a finished file into another
+// directory atomically), or any scheme the staging providers can upload
+// to — is a staged output: pass the same File to the app as an argument
+// and the app receives a File naming a local path under the working
+// directory (or the run directory) to write to; after the app succeeds a
+// parsl.stage_out task uploads it, and the output's future completes,
+// with the File naming the URL, once the upload has. A scheme that cannot
+// be uploaded to (http, https) fails the submit.
 func Outputs(files ...File) CallOption {
+	files = append([]File(nil), files...)
 	paths := make([]string, len(files))
 	for i, f := range files {
 		paths[i] = f.Path()
 	}
-	return func(o *dataflow.CallOptions) { o.Outputs = append(o.Outputs, paths...) }
+	return func(o *dataflow.CallOptions) {
+		if fo := pendingFileOptions(o); fo != nil {
+			fo.outputs = append(fo.outputs, files...)
+			return
+		}
+		o.Outputs = append(o.Outputs, paths...)
+	}
+}
+
+// WorkDir sets the task's working directory: relative File paths in its
+// arguments, Inputs and Outputs resolve against it, a relative path that
+// climbs out of it with ".." fails the submit, and staged copies of remote
+// files are placed under it (in WorkDir/staging). It overrides the working
+// directory of the task's executor (see WorkingDirExecutor). A relative
+// dir is taken relative to the current directory at submit. The directory
+// is not the bash app's current directory: commands should use the paths
+// of the Files they are given.
+func WorkDir(dir string) CallOption {
+	return func(o *dataflow.CallOptions) {
+		if fo := pendingFileOptions(o); fo != nil {
+			fo.workDir, fo.hasWorkDir = dir, true
+		}
+	}
 }
 
 // Priority orders queued tasks on executors that support it (htex), as in

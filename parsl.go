@@ -213,6 +213,7 @@ func Load(ctx context.Context, cfg Config) (*DFK, error) {
 		logger.Info("metrics endpoint up", "url", "http://"+d.metrics.Addr().String()+"/metrics")
 	}
 	d.joinView = &DFK{k: k, runDir: runDir, inner: true}
+	d.initFiles(execs)
 	logger.Info("DFK loaded", "executors", len(execs), "apps", len(registry.Names()), "registry_digest", registry.Digest())
 	if !cfg.NoSignalHandler {
 		watchSignals(d)
@@ -345,26 +346,19 @@ func (d *DFK) submit(t *dataflow.Task, app *registry.App, srcs []dataflow.Source
 			Message: "Submit called with a nil *DFK; pass the DFK returned by parsl.Load"})
 		return
 	}
-	staged, err := d.stageInputs(app, srcs)
+	srcs, co, after, err := d.stageFiles(app, srcs, opts)
 	if err != nil {
 		d.k.Fail(t, app, &AppError{TaskID: -1, App: app.Name, Kind: "staging", Message: err.Error(), Err: err})
 		return
 	}
-	srcs = staged
-	co := dataflow.DefaultCallOptions
-	if len(opts) > 0 {
-		co = &dataflow.CallOptions{}
-		for _, o := range opts {
-			if o != nil {
-				o(co)
-			}
-		}
-	}
 	if d.inner {
 		d.k.SubmitInner(t, app, srcs, co)
-		return
+	} else {
+		d.k.Submit(t, app, srcs, co)
 	}
-	d.k.Submit(t, app, srcs, co)
+	if after != nil {
+		after(t)
+	}
 }
 
 // AllCheckpoints returns every checkpoint directory under runDir, oldest

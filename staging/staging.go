@@ -138,6 +138,39 @@ func (r *Registry) lookup(scheme, rawURL string) (Provider, error) {
 	return nil, &UnknownSchemeError{Scheme: s, URL: rawURL, Supported: r.Schemes()}
 }
 
+// DownloadOnly is implemented by providers that can stage in but never
+// out (HTTP). Registry.ProviderForStageOut uses it to refuse an output URL
+// when the task is submitted rather than after it has run.
+type DownloadOnly interface {
+	DownloadOnly() bool
+}
+
+// ProviderForStageOut returns the provider for u's scheme if it can stage
+// out. The error is an *UnknownSchemeError, or an *UnsupportedError that
+// lists the schemes that can be staged out to.
+func (r *Registry) ProviderForStageOut(u *url.URL) (Provider, error) {
+	p, err := r.ProviderFor(u)
+	if err != nil {
+		return nil, err
+	}
+	if downloadOnly(p) {
+		var can []string
+		for _, s := range r.Schemes() {
+			if !downloadOnly(r.byScheme[s]) {
+				can = append(can, s)
+			}
+		}
+		return nil, &UnsupportedError{Op: "stage out", URL: u.String(),
+			Reason: fmt.Sprintf("%s URLs can only be downloaded; stage outputs out to one of: %s", strings.ToLower(u.Scheme), strings.Join(can, ", "))}
+	}
+	return p, nil
+}
+
+func downloadOnly(p Provider) bool {
+	d, ok := p.(DownloadOnly)
+	return ok && d.DownloadOnly()
+}
+
 // StageIn looks up the provider for src and stages it in to dst.
 func (r *Registry) StageIn(ctx context.Context, src *url.URL, dst string) error {
 	p, err := r.ProviderFor(src)

@@ -131,3 +131,26 @@ func TestSharedFS(t *testing.T) {
 		t.Fatalf("escape: %v", err)
 	}
 }
+
+type downloadOnlyFake struct{ fake }
+
+func (downloadOnlyFake) DownloadOnly() bool { return true }
+
+func TestProviderForStageOut(t *testing.T) {
+	r := staging.NewRegistry(staging.SharedFS{}, downloadOnlyFake{fake{[]string{"http", "https"}}}, fake{[]string{"rsync"}})
+	for _, c := range []struct{ url, err string }{
+		{"file:///x", ""},
+		{"rsync://h/m/x", ""},
+		{"https://h/x", "staging: cannot stage out https://h/x: https URLs can only be downloaded; stage outputs out to one of: file, rsync"},
+		{"gopher://h/x", `unknown URL scheme "gopher" in gopher://h/x; supported: file, http, https, rsync`},
+	} {
+		u, _ := url.Parse(c.url)
+		_, err := r.ProviderForStageOut(u)
+		if c.err == "" && err != nil || c.err != "" && (err == nil || err.Error() != c.err) {
+			t.Errorf("%s: got %v, want %q", c.url, err, c.err)
+		}
+		if c.url == "https://h/x" && !errors.Is(err, staging.ErrUnsupported) {
+			t.Errorf("%s: not ErrUnsupported", c.url)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/parsl-go/parsl/internal/bash"
 	"github.com/parsl-go/parsl/internal/failure"
 	"github.com/parsl-go/parsl/internal/registry"
+	"github.com/parsl-go/parsl/staging"
 )
 
 // Options configures the executor. Zero fields take the defaults.
@@ -30,6 +31,13 @@ type Options struct {
 	// to notice their context; default 2 s. Go cannot stop a goroutine that
 	// ignores its context, so such a task is abandoned after this grace.
 	ShutdownGrace time.Duration
+	// WorkingDir is where this executor's tasks resolve relative File
+	// paths and where their staged files go (Parsl's working_dir); ""
+	// means the run directory. parsl.WorkDir overrides it per task.
+	WorkingDir string
+	// StorageAccess limits the staging providers this executor's tasks may
+	// use (Parsl's storage_access); nil means staging/defaults.
+	StorageAccess []staging.Provider
 }
 
 // Executor is the threads executor. Create it with New.
@@ -69,6 +77,12 @@ func New(opts Options) *Executor {
 
 // Label implements executor.Executor.
 func (e *Executor) Label() string { return e.opts.Label }
+
+// WorkingDir returns Options.WorkingDir (parsl.WorkingDirExecutor).
+func (e *Executor) WorkingDir() string { return e.opts.WorkingDir }
+
+// StorageAccess returns Options.StorageAccess (parsl.StorageAccessExecutor).
+func (e *Executor) StorageAccess() []staging.Provider { return e.opts.StorageAccess }
 
 // MaxThreads returns the number of worker goroutines.
 func (e *Executor) MaxThreads() int { return e.opts.MaxThreads }

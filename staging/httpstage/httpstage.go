@@ -98,6 +98,10 @@ func (p *Provider) client() *http.Client {
 // Schemes returns ["http", "https"].
 func (p *Provider) Schemes() []string { return []string{"http", "https"} }
 
+// DownloadOnly reports true: HTTP staging never uploads, so a registry
+// refuses http and https output URLs at submit.
+func (p *Provider) DownloadOnly() bool { return true }
+
 // StageOut is not supported: HTTP staging is download-only.
 func (p *Provider) StageOut(_ context.Context, src string, dst *url.URL) error {
 	return &staging.UnsupportedError{Op: "stage out", URL: dst.String(),
