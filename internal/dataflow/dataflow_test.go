@@ -163,6 +163,21 @@ func TestConcurrentSubmitRandomDAG(t *testing.T) {
 	}
 	wg.Wait()
 	dfWait(t, k)
+	// A task counts as settled before its waiters run (they are called
+	// after its lock is released), so Wait can return while the last
+	// OnDone callbacks are still on their way: give them a moment.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		all := true
+		for id := range notified {
+			if notified[id].Load() == 0 {
+				all = false
+				break
+			}
+		}
+		if all {
+			break
+		}
+	}
 	bad := 0
 	for id, tk := range tasks {
 		if !tk.IsDone() {
