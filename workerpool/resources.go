@@ -88,6 +88,9 @@ type sampler struct {
 	// notOurs remembers children of the pool that are no task's command,
 	// by PID and start time, so their environment is read once.
 	notOurs map[int]uint64
+	// selfComm is the pool's own process name, which a child has until
+	// it execs.
+	selfComm string
 }
 
 // slot is the task a worker runs.
@@ -449,7 +452,18 @@ func (s *sampler) discover(snap []slot) []int {
 		}
 		rank, ok := workerRank(env, s.manager)
 		if !ok || rank >= len(snap) {
-			s.notOurs[pid] = p.StartTime
+			// A child forked but not yet exec'd still shows the pool's
+			// own environment (and name): look again next time rather
+			// than writing it off, or a loaded machine loses the
+			// command of a task for good.
+			if s.selfComm == "" {
+				if me, err := s.r.Process(s.self); err == nil {
+					s.selfComm = me.Comm
+				}
+			}
+			if p.Comm != s.selfComm {
+				s.notOurs[pid] = p.StartTime
+			}
 			continue
 		}
 		if sl := snap[rank]; !sl.active || !sl.bash || sl.root != 0 {

@@ -84,6 +84,19 @@ func TestMonitoringBlocksNodesResources(t *testing.T) {
 				max(psutil_process_memory_virtual), max(resource_monitoring_interval)
 				FROM resource WHERE run_id = ? AND task_id = ? AND try_id = 0`, run, bash.TaskID()).Scan(&n, &pids, &maxRSS, &maxVMS, &interval)
 			if err != nil {
+				rows, _ := conn.Query(`SELECT task_id, try_id, timestamp, psutil_process_pid, psutil_process_memory_resident FROM resource`)
+				for rows.Next() {
+					var a, b, c, d, e any
+					rows.Scan(&a, &b, &c, &d, &e)
+					t.Logf("row %v %v %v %v %v", a, b, c, d, e)
+				}
+				filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+					if err == nil && !fi.IsDir() && (strings.HasSuffix(p, ".err") || strings.HasSuffix(p, ".out")) {
+						b, _ := os.ReadFile(p)
+						t.Logf("%s:\n%s", p, b)
+					}
+					return nil
+				})
 				t.Fatal(err)
 			}
 			if n < 3 || pids != 1 || maxRSS <= 0 || maxVMS <= 0 || interval != 0.2 {
