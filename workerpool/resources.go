@@ -402,6 +402,11 @@ func (s *sampler) readTree(w int) (wire.ResourceSample, bool) {
 	if err != nil || ps[0].StartTime != sl.rootStart {
 		return wire.ResourceSample{}, false // ended, or the PID was reused
 	}
+	if ps[0].State == 'Z' || ps[0].State == 'X' {
+		// Exited, not yet reaped: a zombie has no memory, and a sample of
+		// it would end the task's memory curve at zero.
+		return wire.ResourceSample{}, false
+	}
 	u := s.r.Sum(ps)
 	// The command's children that have exited count: a pipeline of short
 	// commands uses its CPU in processes that are gone by the next
