@@ -271,7 +271,9 @@ func (d *DFK) Close(ctx context.Context) error {
 	d.closeDashboard()
 	if d.hub != nil {
 		// After the kernel: its last events are the final states.
-		hctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// Writing a backlog takes ~15 s per million tasks here; five
+		// minutes covers tens of millions, and a slower disk.
+		hctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		if herr := d.hub.Close(hctx); herr != nil {
 			d.k.Logger().Error("monitoring: not every row was written", "err", herr)
 			err = errors.Join(err, herr)

@@ -131,7 +131,13 @@ func TestResourceSamples(t *testing.T) {
 	if len(burn) == 0 {
 		t.Fatal("no samples of the CPU-bound bash task")
 	}
-	if last := burn[len(burn)-1]; last.UserSeconds+last.SystemSeconds < 0.05 {
+	// The samples must show CPU once they span a good part of the spin;
+	// on a loaded machine (the race detector, other jobs) the readings
+	// may all fall before the spinning child got a core.
+	last := burn[len(burn)-1]
+	if span := time.Duration(last.Time - burn[0].Time); span < 300*time.Millisecond {
+		t.Logf("samples of the CPU-bound task span only %s; not checking its CPU", span)
+	} else if last.UserSeconds+last.SystemSeconds < 0.05 {
 		t.Errorf("last sample of a task that spun for 0.6 s shows %.2f s of CPU: %+v", last.UserSeconds+last.SystemSeconds, last)
 	}
 

@@ -43,7 +43,7 @@ func (p *perfRun) load() (*parsl.DFK, executor.Executor, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	dfk, err := parsl.Load(p.ctx, parsl.Config{Executors: []executor.Executor{ex}, RunDir: p.base})
+	dfk, err := parsl.Load(p.ctx, p.opts.config(ex, p.base))
 	return dfk, ex, err
 }
 
@@ -152,10 +152,17 @@ func (p *perfRun) run() (*perfResult, error) {
 		tls := !p.opts.noTLS
 		res.TLS = &tls
 	}
+	closeStart := time.Now()
 	if err := dfk.Close(p.ctx); err != nil {
 		return nil, fmt.Errorf("closing the DFK: %w", err)
 	}
+	closeTime := time.Since(closeStart)
 	res.PeakRSSBytes = peakRSS()
+	if p.opts.monitoring != "" {
+		if res.Monitoring, err = measureDB(p.ctx, p.opts.monitoring, closeTime); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
 }
 
@@ -167,7 +174,7 @@ func (p *perfRun) firstResult() (time.Duration, error) {
 		return 0, err
 	}
 	start := time.Now()
-	dfk, err := parsl.Load(p.ctx, parsl.Config{Executors: []executor.Executor{ex}, RunDir: p.base})
+	dfk, err := parsl.Load(p.ctx, p.opts.config(ex, p.base))
 	if err != nil {
 		return 0, err
 	}

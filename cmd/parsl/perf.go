@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,9 +14,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/parsl-go/parsl"
 	"github.com/parsl-go/parsl/executor"
 	"github.com/parsl-go/parsl/executor/htex"
 	"github.com/parsl-go/parsl/executor/threads"
+	"github.com/parsl-go/parsl/monitoring/store"
 )
 
 // perfOptions are the flags of "parsl perf".
@@ -30,6 +33,7 @@ type perfOptions struct {
 	runDir         string
 	noTLS          bool
 	prefetch       int
+	monitoring     string
 }
 
 func newPerfCmd() *cobra.Command {
@@ -52,6 +56,11 @@ With --executor htex, perf starts one worker pool (this same binary) with
 --threads workers, over TLS unless --no-tls; first result includes starting
 the pool.
 
+With --monitoring PATH every DFK perf loads records its tasks in that
+SQLite database, as Config.Monitoring does; perf then also reports how long
+the final Close took (the hub writing what it had not written yet) and the
+database's size per recorded task.
+
 Throughput is measured --repeat times per task count, after one unrecorded
 warm-up round of the largest count, and shown as min/median/max.
 Timings are noisy on shared machines: compare numbers from the same run.`,
@@ -69,6 +78,7 @@ Timings are noisy on shared machines: compare numbers from the same run.`,
 	f.IntVar(&o.heapTasks, "heap-tasks", 0, "tasks blocked on one promise for heap_bytes_per_task (default: the largest --tasks)")
 	f.BoolVar(&o.json, "json", false, "print one JSON object instead of a table")
 	f.StringVar(&o.runDir, "run-dir", "", "base directory for run directories (default: a temporary directory removed at the end)")
+	f.StringVar(&o.monitoring, "monitoring", "", "record every task in the monitoring database at this path (Config.Monitoring), to measure its cost; default off")
 	return cmd
 }
 
@@ -169,6 +179,9 @@ func runPerf(cmd *cobra.Command, o *perfOptions) error {
 			res.Command += " --no-tls"
 		}
 	}
+	if o.monitoring != "" {
+		res.Command += " --monitoring " + o.monitoring
+	}
 	out := cmd.OutOrStdout()
 	if o.json {
 		enc := json.NewEncoder(out)
@@ -191,15 +204,17 @@ type perfResult struct {
 	FirstResultMs float64           `json:"first_result_ms"`
 	PeakRSSBytes  int64             `json:"peak_rss_bytes"`
 	// PoolPeakRSSBytes is the largest VmHWM among the htex pool processes.
-	PoolPeakRSSBytes int64       `json:"pool_peak_rss_bytes,omitempty"`
-	TLS              *bool       `json:"tls,omitempty"`
-	HeapBytesPerTask float64     `json:"heap_bytes_per_task"`
-	HeapTasks        int         `json:"heap_tasks"`
-	MemoHitNs        float64     `json:"memo_hit_ns"`
-	MemoHits         int         `json:"memo_hits"`
-	Machine          machineInfo `json:"machine"`
-	Date             string      `json:"date"`
-	Command          string      `json:"command"` // the settings, as flags
+	PoolPeakRSSBytes int64   `json:"pool_peak_rss_bytes,omitempty"`
+	TLS              *bool   `json:"tls,omitempty"`
+	HeapBytesPerTask float64 `json:"heap_bytes_per_task"`
+	HeapTasks        int     `json:"heap_tasks"`
+	MemoHitNs        float64 `json:"memo_hit_ns"`
+	MemoHits         int     `json:"memo_hits"`
+	// Monitoring is set with --monitoring.
+	Monitoring *monitoringResult `json:"monitoring,omitempty"`
+	Machine    machineInfo       `json:"machine"`
+	Date       string            `json:"date"`
+	Command    string            `json:"command"` // the settings, as flags
 }
 
 type latencyResult struct {
@@ -237,6 +252,11 @@ func printTable(w io.Writer, r *perfResult) {
 	fmt.Fprintf(tw, "peak RSS\t%s\n", fmtBytes(float64(r.PeakRSSBytes)))
 	if r.PoolPeakRSSBytes > 0 {
 		fmt.Fprintf(tw, "peak RSS of the htex pool\t%s\n", fmtBytes(float64(r.PoolPeakRSSBytes)))
+	}
+	if m := r.Monitoring; m != nil {
+		fmt.Fprintf(tw, "monitoring database\t%s\n", m.DBPath)
+		fmt.Fprintf(tw, "final Close (monitoring writes the rest)\t%.1f ms\n", m.CloseMs)
+		fmt.Fprintf(tw, "database size\t%s, %.0f B/task over %s tasks\n", fmtBytes(float64(m.DBBytes)), m.BytesPerTask, fmtInt(float64(m.Tasks)))
 	}
 	tw.Flush()
 }
@@ -296,3 +316,53 @@ func joinInts(ns []int) string {
 
 // now is the date line of a report.
 func now() string { return time.Now().Format(time.RFC3339) }
+
+// monitoringResult is what --monitoring adds to the report.
+type monitoringResult struct {
+	DBPath string `json:"db_path"`
+	// CloseMs is the time of the last DFK.Close, which waits for the
+	// monitoring hub to write every row it had not written yet.
+	CloseMs float64 `json:"close_ms"`
+	// Tasks and DBBytes cover the whole file (it may hold earlier runs).
+	Tasks        int64   `json:"tasks"`
+	DBBytes      int64   `json:"db_bytes"`
+	BytesPerTask float64 `json:"bytes_per_task"`
+}
+
+// config is the DFK configuration of every Load that perf does.
+func (o *perfOptions) config(ex executor.Executor, runDir string) parsl.Config {
+	cfg := parsl.Config{Executors: []executor.Executor{ex}, RunDir: runDir}
+	if o.monitoring != "" {
+		cfg.Monitoring = &parsl.MonitoringConfig{DBPath: o.monitoring, WorkflowName: "parsl-perf"}
+	}
+	return cfg
+}
+
+// measureDB reads the task count and size of the monitoring database after
+// every DFK has closed.
+func measureDB(ctx context.Context, path string, closeTime time.Duration) (*monitoringResult, error) {
+	r := &monitoringResult{DBPath: path, CloseMs: round(float64(closeTime)/float64(time.Millisecond), 1)}
+	st, err := store.Open(ctx, path, store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	wfs, err := st.ListWorkflows(ctx)
+	if cerr := st.Close(ctx); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the monitoring database: %w", err)
+	}
+	for _, w := range wfs {
+		r.Tasks += w.Tasks
+	}
+	for _, p := range []string{path, path + "-wal"} {
+		if fi, err := os.Stat(p); err == nil {
+			r.DBBytes += fi.Size()
+		}
+	}
+	if r.Tasks > 0 {
+		r.BytesPerTask = round(float64(r.DBBytes)/float64(r.Tasks), 1)
+	}
+	return r, nil
+}

@@ -53,13 +53,9 @@ func fileSize(tb testing.TB, path string) int64 {
 }
 
 // TestBytesPerTask measures the database size per task for a realistic run
-// without resource samples and logs where the bytes go.
-//
-// The target of 500 bytes per task cannot be met with Parsl's exact column
-// representation: the payload alone (run_id as a 36-byte UUID text and
-// timestamps as 26-byte SQLAlchemy text in every row) is ~580 bytes per task
-// (status 4 x ~78, try ~142, task ~126) before any b-tree overhead. The test
-// guards against regressions above the measured ~750.
+// without resource samples and logs where the bytes go. The issue's
+// target is 500 bytes per task; the compact tables take about 170 (Parsl's
+// own representation, text run ids and timestamps in every row, took 750).
 func TestBytesPerTask(t *testing.T) {
 	n := 20000
 	if testing.Short() || raceEnabled {
@@ -70,8 +66,8 @@ func TestBytesPerTask(t *testing.T) {
 	closeOK(t, s)
 	per := float64(fileSize(t, path)) / float64(n)
 	t.Logf("%d tasks: %.0f bytes per task", n, per)
-	if per > 800 {
-		t.Errorf("%.0f bytes per task, want <= 800", per)
+	if per > 500 {
+		t.Errorf("%.0f bytes per task, want <= 500", per)
 	}
 	db := rawDB(t, path)
 	rows, err := db.Query(`SELECT name, sum(pgsize), sum(payload) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 8`)
@@ -100,20 +96,60 @@ func TestBytesPerTask(t *testing.T) {
 
 // BenchmarkInsertStatus writes a realistic run of 250,000 tasks, i.e.
 // 1,000,000 status rows (plus 250,000 task and try rows, written twice and
-// three times), and reports status rows per second, all rows per second and
-// database bytes per task. Run with -benchtime=1x.
+// three times), one Enqueue per row, and reports status rows per second,
+// all rows per second, CPU time per task (of the whole process: the
+// caller's and the writer's) and database bytes per task. Run with
+// -benchtime=1x.
 func BenchmarkInsertStatus(b *testing.B) {
 	const tasks = 250_000
 	for b.Loop() {
 		b.StopTimer()
 		s, path, _ := testOpen(b, Options{})
 		b.StartTimer()
-		start := time.Now()
+		start, cpu := time.Now(), cpuTime()
 		statuses := realisticRun(b, s, tasks)
 		closeOK(b, s)
 		el := time.Since(start)
 		b.ReportMetric(float64(statuses)/el.Seconds(), "status_rows/s")
 		b.ReportMetric(float64(s.Stats().Written)/el.Seconds(), "rows/s")
+		b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/tasks, "cpu_us/task")
+		b.ReportMetric(float64(fileSize(b, path))/tasks, "bytes/task")
+	}
+}
+
+// BenchmarkInsertBatch writes the rows of BenchmarkInsertStatus in Batch
+// records of 4,096 tasks, as the monitoring hub does.
+func BenchmarkInsertBatch(b *testing.B) {
+	const tasks, per = 250_000, 4096
+	for b.Loop() {
+		b.StopTimer()
+		s, path, _ := testOpen(b, Options{})
+		ctx := context.Background()
+		b.StartTimer()
+		start, cpu := time.Now(), cpuTime()
+		apps := []string{"simulate", "analyse", "stage_in", "reduce"}
+		for first := int64(0); first < tasks; first += per {
+			batch := &Batch{}
+			for i := first; i < min(first+per, tasks); i++ {
+				start := t0.Add(time.Duration(i) * time.Millisecond)
+				app := apps[i%int64(len(apps))]
+				batch.Tasks = append(batch.Tasks, Task{RunID: run, TaskID: i, FuncName: app, TimeInvoked: start, Inputs: "[]", Outputs: "[]"},
+					Task{RunID: run, TaskID: i, FuncName: app, TimeReturned: start.Add(3 * time.Millisecond)})
+				batch.Tries = append(batch.Tries, Try{RunID: run, TaskID: i, TryID: 0, Executor: "htex", TimeLaunched: start.Add(time.Millisecond)},
+					Try{RunID: run, TaskID: i, TryID: 0, BlockID: "3", Hostname: "nid001234", TimeRunning: start.Add(2 * time.Millisecond)},
+					Try{RunID: run, TaskID: i, TryID: 0, TimeReturned: start.Add(3 * time.Millisecond)})
+				for j, st := range []string{"pending", "launched", "running", "exec_done"} {
+					batch.Statuses = append(batch.Statuses, Status{RunID: run, TaskID: i, State: st, Timestamp: start.Add(time.Duration(j) * time.Millisecond)})
+				}
+			}
+			if err := s.Enqueue(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		closeOK(b, s)
+		el := time.Since(start)
+		b.ReportMetric(tasks/el.Seconds(), "tasks/s")
+		b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/tasks, "cpu_us/task")
 		b.ReportMetric(float64(fileSize(b, path))/tasks, "bytes/task")
 	}
 }

@@ -20,6 +20,10 @@ var ErrNewerSchema = errors.New("database schema is newer than this program supp
 // is not a readable SQLite database.
 var ErrCorrupt = errors.New("file is not a valid SQLite database")
 
+// ErrNotMonitoring is matched (errors.Is) by the error Open returns for a
+// SQLite database that holds something other than Parsl monitoring data.
+var ErrNotMonitoring = errors.New("not a Parsl monitoring database")
+
 // OpenError is returned by Open; it names the file, because a monitoring
 // database is often found by path in a run directory and the path is what
 // the user needs to act on.

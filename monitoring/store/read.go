@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 )
@@ -25,7 +27,7 @@ func (w WorkflowInfo) Running() bool { return w.TimeCompleted.IsZero() }
 
 const workflowCols = `w.run_id, w.workflow_name, w.workflow_version, w.time_began, w.time_completed,
 	w.host, w.user, w.rundir, w.tasks_failed_count, w.tasks_completed_count,
-	(SELECT count(*) FROM parslgo_task_state s JOIN parslgo_run r ON r.run_key = s.run_key WHERE r.run_id = w.run_id)`
+	(SELECT coalesce(sum(c.n), 0) FROM parslgo_count c JOIN parslgo_run r ON r.run_key = c.run_key WHERE r.run_id = w.run_id)`
 
 func scanWorkflow(sc interface{ Scan(...any) error }) (WorkflowInfo, error) {
 	var w WorkflowInfo
@@ -67,46 +69,61 @@ func (s *Store) Workflow(ctx context.Context, runID string) (WorkflowInfo, error
 	return w, nil
 }
 
-// runKey returns the dashboard index key of a run; ok is false for a run
-// with no task.
+// runKey returns the key of a run; ok is false for a run with no task.
 func (s *Store) runKey(ctx context.Context, runID string) (int64, bool, error) {
-	var k int64
-	err := s.db.QueryRowContext(ctx, `SELECT run_key FROM parslgo_run WHERE run_id = ?`, runID).Scan(&k)
+	r, ok, err := s.runInfoOf(ctx, runID)
+	return r.key, ok, err
+}
+
+// runInfoOf returns the key and t0 of a run; ok is false for a run with no
+// task.
+func (s *Store) runInfoOf(ctx context.Context, runID string) (runInfo, bool, error) {
+	var r runInfo
+	err := s.db.QueryRowContext(ctx, `SELECT run_key, t0 FROM parslgo_run WHERE run_id = ?`, runID).Scan(&r.key, &r.t0)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, false, nil
+		return r, false, nil
 	}
-	return k, err == nil, err
+	return r, err == nil, err
 }
 
 // TaskCounts returns the number of tasks of a run in each current state,
 // keyed by Parsl's state name; tasks with no status yet count as "unsched".
 func (s *Store) TaskCounts(ctx context.Context, runID string) (map[string]int64, error) {
 	out := map[string]int64{}
-	rk, ok, err := s.runKey(ctx, runID)
+	r, ok, err := s.runInfoOf(ctx, runID)
 	if err != nil || !ok {
 		return out, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT state, count(*) FROM parslgo_task_state WHERE run_key = ? GROUP BY state`, rk)
+	rows, err := s.db.QueryContext(ctx, `SELECT state, sum(n) FROM parslgo_count WHERE run_key = ? AND n > 0 GROUP BY state`, r.key)
 	if err != nil {
 		return nil, fmt.Errorf("task counts %s: %w", runID, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var st sql.NullInt64
-		var n int64
+		var st, n int64
 		if err := rows.Scan(&st, &n); err != nil {
 			return nil, err
 		}
-		out[stateLabel(st)] += n
+		out[codeLabel(st)] += n
 	}
 	return out, rows.Err()
 }
 
+// codeLabel names a state code of parslgo_count or parslgo_task.
+func codeLabel(st int64) string {
+	if st == noState {
+		return "unsched"
+	}
+	return stateName(int(st))
+}
+
+// stateLabel names a nullable state code; NULL (no status yet) is
+// "unsched".
 func stateLabel(st sql.NullInt64) string {
 	if !st.Valid {
 		return "unsched"
 	}
-	return stateName(int(st.Int64))
+	return codeLabel(st.Int64)
 }
 
 // AppSummary counts one app's tasks.
@@ -118,13 +135,12 @@ type AppSummary struct {
 
 // AppSummaries returns per-app task counts of a run, by app name.
 func (s *Store) AppSummaries(ctx context.Context, runID string) ([]AppSummary, error) {
-	rk, ok, err := s.runKey(ctx, runID)
+	r, ok, err := s.runInfoOf(ctx, runID)
 	if err != nil || !ok {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT coalesce(a.name, ''), c.state, c.n FROM
-	(SELECT app_key, state, count(*) AS n FROM parslgo_task_state WHERE run_key = ? GROUP BY app_key, state) c
-	LEFT JOIN parslgo_app a ON a.app_key = c.app_key ORDER BY 1`, rk)
+	rows, err := s.db.QueryContext(ctx, `SELECT coalesce(a.name, ''), c.state, c.n FROM parslgo_count c
+	LEFT JOIN parslgo_name a ON a.name_key = c.app_key WHERE c.run_key = ? AND c.n > 0 ORDER BY 1`, r.key)
 	if err != nil {
 		return nil, fmt.Errorf("app summaries %s: %w", runID, err)
 	}
@@ -132,8 +148,7 @@ func (s *Store) AppSummaries(ctx context.Context, runID string) ([]AppSummary, e
 	var out []AppSummary
 	for rows.Next() {
 		var app string
-		var st sql.NullInt64
-		var n int64
+		var st, n int64
 		if err := rows.Scan(&app, &st, &n); err != nil {
 			return nil, err
 		}
@@ -142,7 +157,7 @@ func (s *Store) AppSummaries(ctx context.Context, runID string) ([]AppSummary, e
 		}
 		a := &out[len(out)-1]
 		a.Tasks += n
-		a.ByState[stateLabel(st)] += n
+		a.ByState[codeLabel(st)] += n
 	}
 	return out, rows.Err()
 }
@@ -166,48 +181,87 @@ type TaskPage struct {
 	Total int64 // tasks matching the filter
 }
 
-const taskCols = `t.task_id, t.run_id, t.task_depends, t.task_func_name, t.task_memoize, t.task_hashsum,
-	t.task_inputs, t.task_outputs, t.task_stdin, t.task_stdout, t.task_stderr, t.task_time_invoked,
-	t.task_time_returned, t.task_fail_count, t.task_fail_cost`
+// taskCols are the compact task columns read into a Task, with the run's
+// t0 added to the times by scanTask.
+const taskCols = `t.task_id, t.task_depends, a.name, t.task_memoize, t.task_hashsum,
+	t.task_inputs, t.task_outputs, t.task_stdin, t.task_stdout, t.task_stderr, t.invoked,
+	t.returned, t.task_fail_count, t.task_fail_cost, t.state, t.ts`
 
-func scanTask(dst []any, t *Task) []any {
-	return append(dst, &t.TaskID, &t.RunID, (*nullString)(&t.Depends), &t.FuncName, &t.Memoize,
-		(*nullString)(&t.Hashsum), (*nullString)(&t.Inputs), (*nullString)(&t.Outputs), (*nullString)(&t.Stdin),
-		(*nullString)(&t.Stdout), (*nullString)(&t.Stderr), (*nullTime)(&t.TimeInvoked), (*nullTime)(&t.TimeReturned),
-		&t.FailCount, &t.FailCost)
+// taskScan scans taskCols.
+type taskScan struct {
+	row                 TaskRow
+	fn, memo            sql.NullString
+	invoked, returned   sql.NullInt64
+	failCount           sql.NullInt64
+	failCost            sql.NullFloat64
+	state, ts           sql.NullInt64
+	depends, hashsum    nullString
+	inputs, outputs     nullString
+	stdin, stdout, errs nullString
 }
 
-// tasksQuery builds the paged task query. It walks the dashboard index in
-// task_id order through the index that matches the filter, so a page costs
-// its offset in small index entries plus pageSize primary-key lookups,
-// whatever the run's size.
+func (x *taskScan) dest() []any {
+	return []any{&x.row.TaskID, &x.depends, &x.fn, &x.memo, &x.hashsum, &x.inputs, &x.outputs, &x.stdin, &x.stdout,
+		&x.errs, &x.invoked, &x.returned, &x.failCount, &x.failCost, &x.state, &x.ts}
+}
+
+func (x *taskScan) result(runID string, t0 int64) TaskRow {
+	r := x.row
+	r.RunID, r.FuncName = runID, x.fn.String
+	r.Depends, r.Hashsum, r.Inputs, r.Outputs = string(x.depends), string(x.hashsum), string(x.inputs), string(x.outputs)
+	r.Stdin, r.Stdout, r.Stderr = string(x.stdin), string(x.stdout), string(x.errs)
+	r.Memoize = x.memo.String == "1" || strings.EqualFold(x.memo.String, "true")
+	r.TimeInvoked, r.TimeReturned = optWall(x.invoked, t0), optWall(x.returned, t0)
+	r.FailCount, r.FailCost = x.failCount.Int64, x.failCost.Float64
+	r.State = "unsched"
+	if x.state.Valid {
+		r.State = codeLabel(x.state.Int64)
+		r.StateTime = optWall(x.ts, t0)
+	}
+	return r
+}
+
+func optWall(us sql.NullInt64, t0 int64) time.Time {
+	if !us.Valid {
+		return time.Time{}
+	}
+	return fromWallMicros(t0 + us.Int64)
+}
+
+// tasksQuery returns the WHERE clause of the task list with filter f, and
+// its arguments after the run key. Tasks in a state other than exec_done
+// are found through the partial index on state; exec_done tasks and all
+// tasks of an app by walking the run's rows in task_id order, where at a
+// million tasks most rows match.
 //
-// It returns the FROM source with an index hint and the WHERE clause: the
+// It returns the FROM source, with an index hint, and the WHERE clause: the
 // planner, without statistics, may prefer the primary key and filter, which
-// is fine on a small run and a full scan of a large one.
+// is fine on a small run and a walk of every row of a large one.
 func tasksQuery(f TaskFilter, appKey int64) (string, []any) {
-	where := []string{"s.run_key = ?"}
+	from := "parslgo_task t"
+	where := []string{"t.run_key = ?"}
 	var args []any
 	if f.App != "" {
-		where = append(where, "s.app_key = ?")
+		where = append(where, "t.app_key = ?")
 		args = append(args, appKey)
 	}
 	if f.State != "" {
-		where = append(where, "s.state = ?")
 		code, ok := stateCodes[f.State]
 		if !ok {
 			code = unknownState
 		}
-		args = append(args, code)
-	}
-	from := "parslgo_task_state s"
-	switch {
-	case f.App != "" && f.State != "":
-		from += " INDEXED BY parslgo_task_state_app"
-	case f.App != "":
-		from += " INDEXED BY parslgo_task_state_app_id"
-	case f.State != "":
-		from += " INDEXED BY parslgo_task_state_state"
+		switch {
+		case f.State == "unsched":
+			// No status yet, or Parsl's unsched recorded as a status.
+			from += " INDEXED BY parslgo_task_by_state"
+			where = append(where, "(t.state IS NULL OR t.state = -1)", "t.state IS NOT 3")
+		case code == stateCodes["exec_done"]:
+			where = append(where, "t.state = 3")
+		default:
+			from += " INDEXED BY parslgo_task_by_state"
+			where = append(where, "t.state = ?", "t.state IS NOT 3")
+			args = append(args, code)
+		}
 	}
 	return from + " WHERE " + strings.Join(where, " AND "), args
 }
@@ -219,13 +273,13 @@ func (s *Store) Tasks(ctx context.Context, runID string, f TaskFilter, page, pag
 	if page < 0 || pageSize <= 0 {
 		return out, fmt.Errorf("tasks %s: bad page %d size %d", runID, page, pageSize)
 	}
-	rk, ok, err := s.runKey(ctx, runID)
+	r, ok, err := s.runInfoOf(ctx, runID)
 	if err != nil || !ok {
 		return out, err
 	}
 	var ak int64
 	if f.App != "" {
-		err := s.db.QueryRowContext(ctx, `SELECT app_key FROM parslgo_app WHERE name = ?`, f.App).Scan(&ak)
+		err := s.db.QueryRowContext(ctx, `SELECT name_key FROM parslgo_name WHERE name = ?`, f.App).Scan(&ak)
 		if errors.Is(err, sql.ErrNoRows) {
 			return out, nil
 		}
@@ -233,52 +287,61 @@ func (s *Store) Tasks(ctx context.Context, runID string, f TaskFilter, page, pag
 			return out, fmt.Errorf("tasks %s: %w", runID, err)
 		}
 	}
-	where, fargs := tasksQuery(f, ak)
-	args := append([]any{rk}, fargs...)
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM `+where, args...).Scan(&out.Total); err != nil {
+	if out.Total, err = s.countTasks(ctx, r.key, f, ak); err != nil {
 		return out, fmt.Errorf("tasks %s: count: %w", runID, err)
 	}
-	q, qargs := pagedTasksSQL(where, runID, args, page, pageSize)
+	where, fargs := tasksQuery(f, ak)
+	q, qargs := pagedTasksSQL(where, append([]any{r.key}, fargs...), page, pageSize)
 	rows, err := s.db.QueryContext(ctx, q, qargs...)
 	if err != nil {
 		return out, fmt.Errorf("tasks %s: %w", runID, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var r TaskRow
-		var st, ts sql.NullInt64
-		var dst [20]any
-		var fn sql.NullString
-		cols := scanTask(dst[:0], &r.Task)
-		cols[3] = &fn // a task seen only through its statuses has no task row yet
-		cols[0] = new(sql.NullInt64)
-		cols[1] = new(sql.NullString)
-		var tid int64
-		cols = append(cols, &tid, &st, &ts)
-		if err := rows.Scan(scanNullable(cols)...); err != nil {
+		var x taskScan
+		if err := rows.Scan(x.dest()...); err != nil {
 			return out, fmt.Errorf("tasks %s: %w", runID, err)
 		}
-		r.TaskID, r.RunID, r.FuncName = tid, runID, fn.String
-		r.State = stateLabel(st)
-		if ts.Valid {
-			r.StateTime = time.UnixMicro(ts.Int64)
-		}
-		out.Tasks = append(out.Tasks, r)
+		out.Tasks = append(out.Tasks, x.result(runID, r.t0))
 	}
 	return out, rows.Err()
 }
 
+// countTasks counts the tasks matching f from the per-state counts.
+func (s *Store) countTasks(ctx context.Context, runKey int64, f TaskFilter, appKey int64) (int64, error) {
+	q := `SELECT coalesce(sum(n), 0) FROM parslgo_count WHERE run_key = ?`
+	args := []any{runKey}
+	if f.App != "" {
+		q += ` AND app_key = ?`
+		args = append(args, appKey)
+	}
+	if f.State != "" {
+		code, ok := stateCodes[f.State]
+		if !ok {
+			code = unknownState
+		}
+		if f.State == "unsched" {
+			q += fmt.Sprintf(` AND state IN (%d, -1)`, noState)
+		} else {
+			q += ` AND state = ?`
+			args = append(args, code)
+		}
+	}
+	var n int64
+	err := s.db.QueryRowContext(ctx, q, args...).Scan(&n)
+	return n, err
+}
+
 // pagedTasksSQL is the page query, separate so a test can EXPLAIN it.
-func pagedTasksSQL(fromWhere, runID string, args []any, page, pageSize int) (string, []any) {
-	// The inner query reads task ids only, which every index covers, so
-	// skipping OFFSET entries touches nothing else; state and task columns
-	// are then fetched by primary key for the page's rows alone.
-	q := `SELECT ` + taskCols + `, p.task_id, x.state, x.ts FROM
-	(SELECT s.run_key, s.task_id FROM ` + fromWhere + ` ORDER BY s.task_id LIMIT ? OFFSET ?) p
-	JOIN parslgo_task_state x ON x.run_key = p.run_key AND x.task_id = p.task_id
-	LEFT JOIN task t ON t.run_id = ? AND t.task_id = p.task_id ORDER BY p.task_id`
-	a := append(append([]any{}, args...), pageSize, page*pageSize, runID)
-	return q, a
+func pagedTasksSQL(fromWhere string, args []any, page, pageSize int) (string, []any) {
+	// The inner query reads task ids only, so skipping OFFSET entries
+	// touches nothing else; the task columns are then fetched by primary
+	// key for the page's rows alone.
+	q := `SELECT ` + taskCols + ` FROM
+	(SELECT t.run_key, t.task_id FROM ` + fromWhere + ` ORDER BY t.task_id LIMIT ? OFFSET ?) p
+	JOIN parslgo_task t ON t.run_key = p.run_key AND t.task_id = p.task_id
+	LEFT JOIN parslgo_name a ON a.name_key = t.app_key ORDER BY p.task_id`
+	return q, append(append([]any{}, args...), pageSize, page*pageSize)
 }
 
 // TaskDetail is a task with its tries and status history.
@@ -289,75 +352,102 @@ type TaskDetail struct {
 }
 
 // Task returns one task with its tries and statuses; ErrNotFound if the
-// run has neither a task row nor a status for it.
+// run has no task row, status or try for it.
 func (s *Store) Task(ctx context.Context, runID string, taskID int64) (TaskDetail, error) {
-	var d TaskDetail
-	var dst [16]any
-	err := s.db.QueryRowContext(ctx, `SELECT `+taskCols+` FROM task t WHERE t.run_id = ? AND t.task_id = ?`, runID, taskID).
-		Scan(scanTask(dst[:0], &d.Task)...)
-	found := err == nil
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	d := TaskDetail{TaskRow: TaskRow{Task: Task{RunID: runID, TaskID: taskID}, State: "unsched"}}
+	r, ok, err := s.runInfoOf(ctx, runID)
+	if err != nil {
 		return d, fmt.Errorf("task %s/%d: %w", runID, taskID, err)
 	}
-	d.RunID, d.TaskID = runID, taskID
-
-	rows, err := s.db.QueryContext(ctx, `SELECT try_id, block_id, hostname, task_executor, task_try_time_launched,
-	task_try_time_running, task_try_time_returned, task_fail_history, task_joins
-	FROM try WHERE run_id = ? AND task_id = ? ORDER BY try_id`, runID, taskID)
-	if err != nil {
-		return d, fmt.Errorf("task %s/%d tries: %w", runID, taskID, err)
-	}
-	for rows.Next() {
-		t := Try{RunID: runID, TaskID: taskID}
-		if err := rows.Scan(&t.TryID, (*nullString)(&t.BlockID), (*nullString)(&t.Hostname), &t.Executor,
-			(*nullTime)(&t.TimeLaunched), (*nullTime)(&t.TimeRunning), (*nullTime)(&t.TimeReturned),
-			(*nullString)(&t.FailHistory), (*nullString)(&t.Joins)); err != nil {
-			rows.Close()
-			return d, fmt.Errorf("task %s/%d tries: %w", runID, taskID, err)
-		}
-		d.Tries = append(d.Tries, t)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return d, err
-	}
-
-	rows, err = s.db.QueryContext(ctx, `SELECT try_id, task_status_name, timestamp FROM status
-	WHERE run_id = ? AND task_id = ? ORDER BY timestamp`, runID, taskID)
-	if err != nil {
-		return d, fmt.Errorf("task %s/%d statuses: %w", runID, taskID, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		st := Status{RunID: runID, TaskID: taskID}
-		if err := rows.Scan(&st.TryID, &st.State, (*nullTime)(&st.Timestamp)); err != nil {
-			return d, fmt.Errorf("task %s/%d statuses: %w", runID, taskID, err)
-		}
-		d.Statuses = append(d.Statuses, st)
-	}
-	if err := rows.Err(); err != nil {
-		return d, err
-	}
-	if !found && len(d.Statuses) == 0 && len(d.Tries) == 0 {
+	if !ok {
 		return d, fmt.Errorf("task %s/%d: %w", runID, taskID, ErrNotFound)
 	}
-	if n := len(d.Statuses); n > 0 {
-		// The detail view shows the dashboard index's notion of the current
-		// state, so that it agrees with the counts and the lists.
-		var st, ts sql.NullInt64
-		err := s.db.QueryRowContext(ctx, `SELECT s.state, s.ts FROM parslgo_task_state s JOIN parslgo_run r
-		ON r.run_key = s.run_key WHERE r.run_id = ? AND s.task_id = ?`, runID, taskID).Scan(&st, &ts)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return d, fmt.Errorf("task %s/%d state: %w", runID, taskID, err)
+	var x taskScan
+	var statuses, tries sql.NullString
+	err = s.db.QueryRowContext(ctx, `SELECT `+taskCols+`, t.statuses, t.tries FROM parslgo_task t
+	LEFT JOIN parslgo_name a ON a.name_key = t.app_key WHERE t.run_key = ? AND t.task_id = ?`, r.key, taskID).
+		Scan(append(x.dest(), &statuses, &tries)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, fmt.Errorf("task %s/%d: %w", runID, taskID, ErrNotFound)
+	}
+	if err != nil {
+		return d, fmt.Errorf("task %s/%d: %w", runID, taskID, err)
+	}
+	d.TaskRow = x.result(runID, r.t0)
+	if d.Statuses, err = parseStatuses(runID, taskID, statuses.String, r.t0); err != nil {
+		return d, fmt.Errorf("task %s/%d statuses: %w", runID, taskID, err)
+	}
+	ts, err := parseTries(tries.String)
+	if err != nil {
+		return d, fmt.Errorf("task %s/%d: %w", runID, taskID, err)
+	}
+	for _, t := range ts {
+		exec, host, err := s.names2(ctx, t.exec, t.host)
+		if err != nil {
+			return d, fmt.Errorf("task %s/%d tries: %w", runID, taskID, err)
 		}
-		d.State = stateLabel(st)
-		if ts.Valid {
-			d.StateTime = time.UnixMicro(ts.Int64)
-		}
-	} else {
-		d.State = "unsched"
+		d.Tries = append(d.Tries, Try{RunID: runID, TaskID: taskID, TryID: t.try, BlockID: t.block, Hostname: host,
+			Executor: exec, TimeLaunched: wallOf(t.launched, r.t0), TimeRunning: wallOf(t.running, r.t0),
+			TimeReturned: wallOf(t.returned, r.t0), FailHistory: t.failHistory, Joins: t.joins})
 	}
 	return d, nil
+}
+
+// names2 returns the names with keys a and b ("" for 0).
+func (s *Store) names2(ctx context.Context, a, b int64) (string, string, error) {
+	var out [2]string
+	for i, k := range [2]int64{a, b} {
+		if k == 0 {
+			continue
+		}
+		if err := s.db.QueryRowContext(ctx, `SELECT name FROM parslgo_name WHERE name_key = ?`, k).Scan(&out[i]); err != nil {
+			return "", "", err
+		}
+	}
+	return out[0], out[1], nil
+}
+
+// wallOf is a time of the compact tables (relative to t0, noTime unset).
+func wallOf(us, t0 int64) time.Time {
+	if us == noTime {
+		return time.Time{}
+	}
+	return fromWallMicros(t0 + us)
+}
+
+// parseStatuses decodes a task's status history ("[state,time,try],"
+// entries), ordered by time.
+func parseStatuses(runID string, taskID int64, text string, t0 int64) ([]Status, error) {
+	text = strings.TrimRight(text, ",")
+	if text == "" {
+		return nil, nil
+	}
+	var entries [][3]json.RawMessage
+	if err := json.Unmarshal([]byte("["+text+"]"), &entries); err != nil {
+		return nil, err
+	}
+	out := make([]Status, 0, len(entries))
+	for _, e := range entries {
+		st := Status{RunID: runID, TaskID: taskID}
+		var code, ts int64
+		if err := json.Unmarshal(e[0], &code); err != nil {
+			if err := json.Unmarshal(e[0], &st.State); err != nil {
+				return nil, fmt.Errorf("state %s: %w", e[0], err)
+			}
+		} else {
+			st.State = stateName(int(code))
+		}
+		if err := json.Unmarshal(e[1], &ts); err != nil {
+			return nil, fmt.Errorf("time %s: %w", e[1], err)
+		}
+		if err := json.Unmarshal(e[2], &st.TryID); err != nil {
+			return nil, fmt.Errorf("try %s: %w", e[2], err)
+		}
+		st.Timestamp = fromWallMicros(t0 + ts)
+		out = append(out, st)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Timestamp.Before(out[j].Timestamp) })
+	return out, nil
 }
 
 // nullString scans a nullable TEXT column into a string ("" for NULL).
@@ -387,60 +477,5 @@ func (n *nullTime) Scan(v any) error {
 		return err
 	}
 	*n = nullTime(parseTime(s))
-	return nil
-}
-
-// nullAny scans any column, tolerating NULL, into its target: a task seen
-// only through statuses comes back from the LEFT JOIN with NULL task columns.
-type nullAny struct{ dst any }
-
-func (n nullAny) Scan(v any) error {
-	if v == nil {
-		return nil
-	}
-	if sc, ok := n.dst.(sql.Scanner); ok {
-		return sc.Scan(v)
-	}
-	return convertAssign(n.dst, v)
-}
-
-func scanNullable(cols []any) []any {
-	out := make([]any, len(cols))
-	for i, c := range cols {
-		out[i] = nullAny{c}
-	}
-	return out
-}
-
-// convertAssign handles the plain destinations used in the task columns.
-func convertAssign(dst, v any) error {
-	switch d := dst.(type) {
-	case *string:
-		var s sql.NullString
-		if err := s.Scan(v); err != nil {
-			return err
-		}
-		*d = s.String
-	case *int64:
-		var i sql.NullInt64
-		if err := i.Scan(v); err != nil {
-			return err
-		}
-		*d = i.Int64
-	case *float64:
-		var f sql.NullFloat64
-		if err := f.Scan(v); err != nil {
-			return err
-		}
-		*d = f.Float64
-	case *bool:
-		var b sql.NullBool
-		if err := b.Scan(v); err != nil {
-			return err
-		}
-		*d = b.Bool
-	default:
-		return fmt.Errorf("scan into %T", dst)
-	}
 	return nil
 }

@@ -8,16 +8,48 @@ import (
 
 // SchemaVersion is the version of the schema this package writes, kept in
 // PRAGMA user_version. Version 0 is a database not (yet) initialised by this
-// package: either new, or created by Python Parsl; both get the missing
-// tables and are then marked with SchemaVersion.
-const SchemaVersion = 1
+// package: either new, or created by Python Parsl. Version 1 stored Parsl's
+// task, try and status tables as plain tables. Versions 0 (with Parsl's
+// tables) and 1 are migrated to this version when opened.
+const SchemaVersion = 2
 
-// Parsl's tables (parsl/monitoring/db_manager.py). Column names, declared
-// types and nullability are Parsl's, as SQLAlchemy renders them for SQLite,
-// so PRAGMA table_info matches. Primary keys have Parsl's column sets; their
-// order puts run_id first so the clustered key serves per-run and per-task
-// lookups (see the package comment).
-var schemaDDL = []string{
+// timeSQL renders x, a time in microseconds of the naive local wall clock
+// (see wallMicros), as SQLAlchemy stores a DateTime on SQLite:
+// "YYYY-MM-DD HH:MM:SS.ffffff". NULL stays NULL. Only functions every SQLite
+// has since 3.8 are used, so that any Python's sqlite3 can read the views.
+func timeSQL(x string) string {
+	return fmt.Sprintf(`strftime('%%Y-%%m-%%d %%H:%%M:%%S', (%[1]s) / 1000000, 'unixepoch') || printf('.%%06d', (%[1]s) %% 1000000)`, x)
+}
+
+// microsSQL parses a DateTime text written by SQLAlchemy or by us (also
+// without the fraction, or with a 'T') into wall-clock microseconds.
+func microsSQL(x string) string {
+	return fmt.Sprintf(`(CAST(strftime('%%s', substr(%[1]s, 1, 19)) AS INTEGER) * 1000000 +
+		CAST(substr(substr(%[1]s, 21) || '000000', 1, 6) AS INTEGER))`, x)
+}
+
+// stateNameSQL maps a state code (an integer, or a text for a state this
+// package does not know) back to Parsl's name.
+func stateNameSQL(x string) string {
+	var b strings.Builder
+	b.WriteString("CASE " + x)
+	for _, n := range sortedStateNames() {
+		fmt.Fprintf(&b, " WHEN %d THEN '%s'", stateCodes[n], n)
+	}
+	b.WriteString(" ELSE " + x + " END")
+	return b.String()
+}
+
+// finalCodes lists the final states' codes for SQL: exec_done, failed,
+// dep_fail, memo_done.
+const finalCodes = "(3, 4, 5, 9)"
+
+// Parsl's tables (parsl/monitoring/db_manager.py) that hold a few rows per
+// run or per sample. Column names, declared types and nullability are
+// Parsl's, as SQLAlchemy renders them for SQLite, so PRAGMA table_info
+// matches. Primary keys have Parsl's column sets; their order puts run_id
+// first so the clustered key serves per-run lookups.
+var parslTablesDDL = []string{
 	`CREATE TABLE IF NOT EXISTS workflow (
 	run_id TEXT NOT NULL,
 	workflow_name TEXT,
@@ -31,51 +63,6 @@ var schemaDDL = []string{
 	tasks_completed_count INTEGER NOT NULL,
 	PRIMARY KEY (run_id)
 )`,
-	`CREATE TABLE IF NOT EXISTS status (
-	task_id INTEGER NOT NULL,
-	task_status_name TEXT NOT NULL,
-	timestamp DATETIME NOT NULL,
-	run_id TEXT NOT NULL REFERENCES workflow (run_id),
-	try_id INTEGER NOT NULL,
-	PRIMARY KEY (run_id, task_id, timestamp, task_status_name)
-) WITHOUT ROWID`,
-	`CREATE TABLE IF NOT EXISTS task (
-	task_id INTEGER NOT NULL,
-	run_id TEXT NOT NULL,
-	task_depends TEXT,
-	task_func_name TEXT NOT NULL,
-	task_memoize TEXT NOT NULL,
-	task_hashsum TEXT,
-	task_inputs TEXT,
-	task_outputs TEXT,
-	task_stdin TEXT,
-	task_stdout TEXT,
-	task_stderr TEXT,
-	task_time_invoked DATETIME,
-	task_time_returned DATETIME,
-	task_fail_count INTEGER NOT NULL,
-	task_fail_cost FLOAT NOT NULL,
-	PRIMARY KEY (run_id, task_id)
-) WITHOUT ROWID`,
-	// Parsl declares task_hashsum with index=True; SQLAlchemy names it so.
-	// Partial: most tasks are not memoized and have no hashsum, and indexing
-	// their NULLs cost ~50 bytes per task; a lookup by hashsum (= ?) still
-	// uses it.
-	`CREATE INDEX IF NOT EXISTS ix_task_task_hashsum ON task (task_hashsum) WHERE task_hashsum IS NOT NULL`,
-	`CREATE TABLE IF NOT EXISTS try (
-	try_id INTEGER NOT NULL,
-	task_id INTEGER NOT NULL,
-	run_id TEXT NOT NULL,
-	block_id TEXT,
-	hostname TEXT,
-	task_executor TEXT NOT NULL,
-	task_try_time_launched DATETIME,
-	task_try_time_running DATETIME,
-	task_try_time_returned DATETIME,
-	task_fail_history TEXT,
-	task_joins TEXT,
-	PRIMARY KEY (run_id, task_id, try_id)
-) WITHOUT ROWID`,
 	`CREATE TABLE IF NOT EXISTS node (
 	id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
 	run_id TEXT NOT NULL,
@@ -121,34 +108,135 @@ var schemaDDL = []string{
 	psutil_process_num_ctx_switches_involuntary FLOAT,
 	PRIMARY KEY (run_id, task_id, try_id, timestamp)
 ) WITHOUT ROWID`,
+}
 
-	// Our own dashboard index. Run ids (36-byte UUIDs) and app names become
-	// small integers so that the per-task row and its indexes cost a few
-	// bytes each instead of repeating the strings.
+// compactDDL creates the tables that hold the per-task data. A million-task
+// run writes a million of each, so they are as small and as cheap to write
+// as SQLite allows: run ids, app names, executors and hosts become small
+// integers; times are integers (microseconds of the naive local wall
+// clock, relative to the run's t0); a task's status history is one text
+// column of its row, appended to, instead of one row per state change.
+// Parsl's task, try and status tables are views over them (viewsDDL).
+var compactDDL = []string{
+	// t0 is the origin of the run's times, in wall-clock microseconds.
 	`CREATE TABLE IF NOT EXISTS parslgo_run (
 	run_key INTEGER PRIMARY KEY,
-	run_id TEXT NOT NULL UNIQUE
+	run_id TEXT NOT NULL UNIQUE,
+	t0 INTEGER NOT NULL
 )`,
-	`CREATE TABLE IF NOT EXISTS parslgo_app (
-	app_key INTEGER PRIMARY KEY,
+	// App names, executor labels and host names.
+	`CREATE TABLE IF NOT EXISTS parslgo_name (
+	name_key INTEGER PRIMARY KEY,
 	name TEXT NOT NULL UNIQUE
 )`,
-	// One row per task: its app and its current state (Parsl's state
-	// number) with the state's time in Unix microseconds.
-	`CREATE TABLE IF NOT EXISTS parslgo_task_state (
+	// One row per task: Parsl's task columns, the current state with its
+	// time (for the dashboard), the status history and the tries. A task
+	// seen only through statuses or tries (its task message not written
+	// yet) has a NULL app_key and is not in the task view. Columns that
+	// Parsl's view shows as they are keep Parsl's declared types.
+	//
+	// statuses holds "[state,time,try_id]," entries in the order they were
+	// written: state is Parsl's state number (or its name, as a JSON string,
+	// for a state this package does not know) and time is relative to t0.
+	// tries holds "[try_id,executor,block_id,host,launched,running,
+	// returned,fail_history,joins]," entries by try_id: executor and host
+	// are parslgo_name keys, times are relative to t0, null is unset.
+	`CREATE TABLE IF NOT EXISTS parslgo_task (
 	run_key INTEGER NOT NULL,
 	task_id INTEGER NOT NULL,
 	app_key INTEGER,
 	state INTEGER,
 	ts INTEGER,
+	task_memoize TEXT,
+	task_depends TEXT,
+	task_hashsum TEXT,
+	task_inputs TEXT,
+	task_outputs TEXT,
+	task_stdin TEXT,
+	task_stdout TEXT,
+	task_stderr TEXT,
+	invoked INTEGER,
+	returned INTEGER,
+	task_fail_count INTEGER,
+	task_fail_cost FLOAT,
+	statuses TEXT,
+	tries TEXT,
 	PRIMARY KEY (run_key, task_id)
 ) WITHOUT ROWID`,
-	// Counts by state and the paged list filtered by state.
-	`CREATE INDEX IF NOT EXISTS parslgo_task_state_state ON parslgo_task_state (run_key, state, task_id)`,
-	// The per-app summary and the paged list filtered by app and state.
-	`CREATE INDEX IF NOT EXISTS parslgo_task_state_app ON parslgo_task_state (run_key, app_key, state, task_id)`,
-	// The paged list filtered by app only, in task_id order without a sort.
-	`CREATE INDEX IF NOT EXISTS parslgo_task_state_app_id ON parslgo_task_state (run_key, app_key, task_id)`,
+	// Parsl declares task_hashsum with index=True. Partial: most tasks are
+	// not memoized and have no hashsum.
+	`CREATE INDEX IF NOT EXISTS parslgo_task_hashsum ON parslgo_task (task_hashsum) WHERE task_hashsum IS NOT NULL`,
+	// The dashboard's lists of tasks in a state other than exec_done. Most
+	// tasks of a large run end in exec_done and are written once, in that
+	// state, so they never enter this index; a list of exec_done tasks
+	// walks the primary key instead, where nearly every row matches.
+	`CREATE INDEX IF NOT EXISTS parslgo_task_by_state ON parslgo_task (run_key, state, task_id) WHERE state IS NOT 3`,
+	// Task counts by run, app and current state, kept by the writer in the
+	// transactions that change the tasks, so that the dashboard's counts
+	// and per-app summaries cost a few rows whatever the run's size. app_key
+	// -1 counts tasks with no task row yet, state -1000 tasks with no status
+	// yet (a key cannot hold SQL's NULL).
+	`CREATE TABLE IF NOT EXISTS parslgo_count (
+	run_key INTEGER NOT NULL,
+	app_key INTEGER NOT NULL,
+	state INTEGER NOT NULL,
+	n INTEGER NOT NULL,
+	PRIMARY KEY (run_key, app_key, state)
+) WITHOUT ROWID`,
+}
+
+// viewsDDL presents the compact tables as Parsl's task, try and status
+// tables: same names, same columns in the same order, timestamps as
+// SQLAlchemy's text, so that Parsl's queries, notebooks and pandas code
+// read our database unchanged.
+func viewsDDL() []string {
+	return []string{
+		`CREATE VIEW IF NOT EXISTS task AS SELECT
+	t.task_id AS task_id,
+	r.run_id AS run_id,
+	t.task_depends AS task_depends,
+	a.name AS task_func_name,
+	t.task_memoize AS task_memoize,
+	t.task_hashsum AS task_hashsum,
+	t.task_inputs AS task_inputs,
+	t.task_outputs AS task_outputs,
+	t.task_stdin AS task_stdin,
+	t.task_stdout AS task_stdout,
+	t.task_stderr AS task_stderr,
+	` + timeSQL("r.t0 + t.invoked") + ` AS task_time_invoked,
+	` + timeSQL("r.t0 + t.returned") + ` AS task_time_returned,
+	t.task_fail_count AS task_fail_count,
+	t.task_fail_cost AS task_fail_cost
+FROM parslgo_task t JOIN parslgo_run r ON r.run_key = t.run_key JOIN parslgo_name a ON a.name_key = t.app_key`,
+		`CREATE VIEW IF NOT EXISTS try AS SELECT
+	json_extract(j.value, '$[0]') AS try_id,
+	t.task_id AS task_id,
+	r.run_id AS run_id,
+	json_extract(j.value, '$[2]') AS block_id,
+	h.name AS hostname,
+	coalesce(e.name, '') AS task_executor,
+	` + timeSQL("r.t0 + json_extract(j.value, '$[4]')") + ` AS task_try_time_launched,
+	` + timeSQL("r.t0 + json_extract(j.value, '$[5]')") + ` AS task_try_time_running,
+	` + timeSQL("r.t0 + json_extract(j.value, '$[6]')") + ` AS task_try_time_returned,
+	json_extract(j.value, '$[7]') AS task_fail_history,
+	json_extract(j.value, '$[8]') AS task_joins
+FROM parslgo_task t JOIN parslgo_run r ON r.run_key = t.run_key,
+	json_each('[' || rtrim(t.tries, ',') || ']') j
+	LEFT JOIN parslgo_name h ON h.name_key = json_extract(j.value, '$[3]')
+	LEFT JOIN parslgo_name e ON e.name_key = json_extract(j.value, '$[1]')`,
+		`CREATE VIEW IF NOT EXISTS status AS SELECT
+	t.task_id AS task_id,
+	` + stateNameSQL("json_extract(j.value, '$[0]')") + ` AS task_status_name,
+	` + timeSQL("r.t0 + json_extract(j.value, '$[1]')") + ` AS timestamp,
+	r.run_id AS run_id,
+	json_extract(j.value, '$[2]') AS try_id
+FROM parslgo_task t JOIN parslgo_run r ON r.run_key = t.run_key,
+	json_each('[' || rtrim(t.statuses, ',') || ']') j`,
+		// Schema version 1's names of the dashboard index, read by the
+		// chart queries (views.go); ts is now relative to the run's t0.
+		`CREATE VIEW IF NOT EXISTS parslgo_task_state AS SELECT run_key, task_id, app_key, state, ts FROM parslgo_task`,
+		`CREATE VIEW IF NOT EXISTS parslgo_app AS SELECT name_key AS app_key, name FROM parslgo_name`,
+	}
 }
 
 // ParslColumns lists, per Parsl table, its columns in declaration order with
@@ -248,6 +336,11 @@ var ParslColumns = map[string][]Column{
 	},
 }
 
+// ViewTables are the Parsl tables that this package stores compactly and
+// presents as views: their columns keep Parsl's names and order, but a view
+// has no declared NOT NULL or primary key, and its timestamps are computed.
+var ViewTables = map[string]bool{"task": true, "try": true, "status": true}
+
 // Column describes one column of a Parsl table.
 type Column struct {
 	Name    string
@@ -257,8 +350,7 @@ type Column struct {
 }
 
 // stateCodes maps Parsl's state names to their numbers (internal/dataflow
-// State, Parsl's states.py). The status table keeps the name; the compact
-// dashboard index keeps the number.
+// State, Parsl's states.py). The compact tables keep the number.
 var stateCodes = map[string]int{
 	"unsched":        -1,
 	"pending":        0,
@@ -273,9 +365,24 @@ var stateCodes = map[string]int{
 	"running_ended":  11,
 }
 
-// unknownState is stored in the dashboard index for a state name this
-// package does not know; the status table still has the name.
+// unknownState is the current state stored for a state name this package
+// does not know; the status history keeps the name.
 const unknownState = -100
+
+// noState is the key of "no status yet" in parslgo_count.
+const noState = -1000
+
+// noApp is the key of "no task row yet" in parslgo_count.
+const noApp = -1
+
+func sortedStateNames() []string {
+	names := make([]string, 0, len(stateCodes))
+	for n := range stateCodes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
 
 func stateName(code int) string {
 	for n, c := range stateCodes {
@@ -286,33 +393,77 @@ func stateName(code int) string {
 	return "unknown"
 }
 
-// backfillSQL fills the dashboard index from Parsl's tables, for a database
-// that has rows but no index (one written by Python Parsl). On a new
-// database it does nothing. The current state is chosen as the writer
-// chooses it: final states first, then the latest timestamp.
-func backfillSQL() []string {
-	var codes strings.Builder
-	names := make([]string, 0, len(stateCodes))
-	for n := range stateCodes {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(&codes, " WHEN '%s' THEN %d", n, stateCodes[n])
-	}
+// migrateSQL moves Parsl's task, try and status rows from plain tables (a
+// database written by Python Parsl, or by schema version 1 of this package)
+// into the compact tables and replaces those tables with the views. The
+// current state of each task is chosen as the writer chooses it: final
+// states first, then the latest time.
+func migrateSQL() []string {
+	entry := `'[' || CASE s.task_status_name` + stateCaseSQL() + ` ELSE json_quote(s.task_status_name) END ||
+		',' || (` + microsSQL("s.timestamp") + ` - r.t0) || ',' || s.try_id || '],'`
 	return []string{
-		`INSERT OR IGNORE INTO parslgo_run (run_id) SELECT run_id FROM task UNION SELECT run_id FROM status`,
-		`INSERT OR IGNORE INTO parslgo_app (name) SELECT DISTINCT task_func_name FROM task`,
-		`INSERT OR IGNORE INTO parslgo_task_state (run_key, task_id, app_key)
-	SELECT r.run_key, t.task_id, a.app_key FROM task t JOIN parslgo_run r ON r.run_id = t.run_id
-	JOIN parslgo_app a ON a.name = t.task_func_name`,
-		`INSERT INTO parslgo_task_state (run_key, task_id, state, ts)
-	SELECT r.run_key, s.task_id, CASE s.task_status_name` + codes.String() + fmt.Sprintf(` ELSE %d END,
-		CAST((julianday(s.timestamp, 'utc') - 2440587.5) * 86400000000 AS INTEGER)
-	FROM (SELECT run_id, task_id, task_status_name, timestamp, row_number() OVER (PARTITION BY run_id, task_id
-		ORDER BY task_status_name IN ('exec_done', 'failed', 'dep_fail', 'memo_done') DESC, timestamp DESC) AS rn
-		FROM status) s
-	JOIN parslgo_run r ON r.run_id = s.run_id WHERE s.rn = 1
-	ON CONFLICT (run_key, task_id) DO UPDATE SET state = excluded.state, ts = excluded.ts`, unknownState),
+		// A run's t0 is its start when known, else its first time.
+		`INSERT OR IGNORE INTO parslgo_run (run_id, t0)
+	SELECT run_id, min(t) FROM (
+		SELECT run_id, ` + microsSQL("time_began") + ` AS t FROM workflow
+		UNION ALL SELECT run_id, ` + microsSQL("timestamp") + ` FROM status
+		UNION ALL SELECT run_id, coalesce(` + microsSQL("task_time_invoked") + `, 0) FROM task
+		UNION ALL SELECT run_id, coalesce(` + microsSQL("task_try_time_launched") + `, 0) FROM try)
+	GROUP BY run_id`,
+		`INSERT OR IGNORE INTO parslgo_name (name)
+	SELECT task_func_name FROM task UNION SELECT task_executor FROM try WHERE task_executor <> ''
+	UNION SELECT hostname FROM try WHERE hostname IS NOT NULL`,
+		`INSERT INTO parslgo_task (run_key, task_id, app_key, task_memoize, task_depends, task_hashsum, task_inputs,
+		task_outputs, task_stdin, task_stdout, task_stderr, invoked, returned, task_fail_count, task_fail_cost)
+	SELECT r.run_key, t.task_id, a.name_key, t.task_memoize, t.task_depends, t.task_hashsum, t.task_inputs,
+		t.task_outputs, t.task_stdin, t.task_stdout, t.task_stderr,
+		` + microsSQL("t.task_time_invoked") + ` - r.t0, ` + microsSQL("t.task_time_returned") + ` - r.t0,
+		t.task_fail_count, t.task_fail_cost
+	FROM task t JOIN parslgo_run r ON r.run_id = t.run_id JOIN parslgo_name a ON a.name = t.task_func_name`,
+		`INSERT INTO parslgo_task (run_key, task_id, statuses)
+	SELECT r.run_key, s.task_id, group_concat(` + entry + `, '' ORDER BY s.timestamp, s.task_status_name)
+	FROM status s JOIN parslgo_run r ON r.run_id = s.run_id GROUP BY r.run_key, s.task_id
+	ON CONFLICT (run_key, task_id) DO UPDATE SET statuses = excluded.statuses`,
+		`UPDATE parslgo_task SET (state, ts) = (SELECT CASE s.task_status_name` + stateCaseSQL() + fmt.Sprintf(` ELSE %d END,
+		`, unknownState) + microsSQL("s.timestamp") + ` - r.t0
+	FROM status s JOIN parslgo_run r ON r.run_id = s.run_id
+	WHERE r.run_key = parslgo_task.run_key AND s.task_id = parslgo_task.task_id
+	ORDER BY s.task_status_name IN ('exec_done', 'failed', 'dep_fail', 'memo_done') DESC, s.timestamp DESC LIMIT 1)
+	WHERE statuses IS NOT NULL`,
+		`INSERT INTO parslgo_task (run_key, task_id, tries)
+	SELECT r.run_key, y.task_id, group_concat('[' || y.try_id || ',' || coalesce(e.name_key, 'null') || ',' ||
+		json_quote(y.block_id) || ',' || coalesce(h.name_key, 'null') || ',' ||
+		coalesce(` + microsSQL("y.task_try_time_launched") + ` - r.t0, 'null') || ',' ||
+		coalesce(` + microsSQL("y.task_try_time_running") + ` - r.t0, 'null') || ',' ||
+		coalesce(` + microsSQL("y.task_try_time_returned") + ` - r.t0, 'null') || ',' ||
+		json_quote(y.task_fail_history) || ',' || json_quote(y.task_joins) || '],', '' ORDER BY y.try_id)
+	FROM try y JOIN parslgo_run r ON r.run_id = y.run_id
+		LEFT JOIN parslgo_name e ON e.name = y.task_executor LEFT JOIN parslgo_name h ON h.name = y.hostname
+	GROUP BY r.run_key, y.task_id
+	ON CONFLICT (run_key, task_id) DO UPDATE SET tries = excluded.tries`,
+		`INSERT INTO parslgo_count (run_key, app_key, state, n)
+	SELECT run_key, coalesce(app_key, -1), coalesce(state, -1000), count(*) FROM parslgo_task GROUP BY 1, 2, 3
+	ON CONFLICT (run_key, app_key, state) DO UPDATE SET n = n + excluded.n`,
+		`DROP TABLE task`,
+		`DROP TABLE try`,
+		`DROP TABLE status`,
 	}
+}
+
+// stateCaseSQL is " WHEN 'name' THEN code" for every known state.
+func stateCaseSQL() string {
+	var b strings.Builder
+	for _, n := range sortedStateNames() {
+		fmt.Fprintf(&b, " WHEN '%s' THEN %d", n, stateCodes[n])
+	}
+	return b.String()
+}
+
+// version1Leftovers are schema version 1's dashboard index, rebuilt from
+// Parsl's tables by the migration. They go first: version 1's parslgo_run
+// has no t0.
+var version1Leftovers = []string{
+	`DROP TABLE IF EXISTS parslgo_task_state`,
+	`DROP TABLE IF EXISTS parslgo_app`,
+	`DROP TABLE IF EXISTS parslgo_run`,
 }

@@ -93,9 +93,11 @@ type Store struct {
 	// Writer side, owned by the writer goroutine after Open.
 	wconn   *sql.Conn
 	stmts   map[string]*sql.Stmt
-	runKeys map[string]int64
-	appKeys map[string]int64
-	pending map[taskKey]stateUpdate // current-state updates of the open transaction
+	chunks  map[chunkKey]*sql.Stmt // multi-row task upserts by row count and shape
+	runs    map[string]*runState
+	runKeys map[int64]*runState
+	names   map[string]int64
+	tx      txn // rows of the open transaction
 
 	q        chan item
 	mu       sync.RWMutex // guards closed against concurrent Enqueue
@@ -116,6 +118,40 @@ type item struct {
 	sync chan error // non-nil for a Sync barrier
 }
 
+// rows is the number of rows the item carries.
+func (it item) rows() int64 {
+	switch r := it.rec.(type) {
+	case nil:
+		return 0
+	case *Batch:
+		return r.rows()
+	}
+	return 1
+}
+
+// splitRows returns items with one row each: a Batch becomes its rows, so
+// that a row the database refuses costs only itself.
+func splitRows(items []item) []item {
+	var out []item
+	for _, it := range items {
+		b, ok := it.rec.(*Batch)
+		if !ok {
+			out = append(out, it)
+			continue
+		}
+		for i := range b.Tasks {
+			out = append(out, item{rec: &b.Tasks[i]})
+		}
+		for i := range b.Tries {
+			out = append(out, item{rec: &b.Tries[i]})
+		}
+		for i := range b.Statuses {
+			out = append(out, item{rec: &b.Statuses[i]})
+		}
+	}
+	return out
+}
+
 // Open opens (creating if needed) the monitoring database at path, sets it
 // up (WAL, synchronous=NORMAL, busy_timeout, schema) and starts the writer.
 // Errors name the file; a file from a newer schema matches ErrNewerSchema,
@@ -123,8 +159,10 @@ type item struct {
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
 	// The pragmas go in the DSN so that every pooled connection gets them.
-	dsn := path + fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)",
-		opts.BusyTimeout.Milliseconds())
+	// journal_size_limit truncates the WAL after a checkpoint, so that a
+	// burst of writes does not leave a file as large as the burst.
+	dsn := path + fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"+
+		"&_pragma=journal_size_limit(%d)", opts.BusyTimeout.Milliseconds(), 64<<20)
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, openErr(path, err)
@@ -137,9 +175,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		log:     opts.Logger.With("db", path),
 		db:      db,
 		stmts:   map[string]*sql.Stmt{},
-		runKeys: map[string]int64{},
-		appKeys: map[string]int64{},
-		pending: map[taskKey]stateUpdate{},
+		chunks:  map[chunkKey]*sql.Stmt{},
+		runs:    map[string]*runState{},
+		runKeys: map[int64]*runState{},
+		names:   map[string]int64{},
+		tx:      txn{taskIdx: map[taskKey]int{}, old: map[taskKey]storedTask{}, delta: map[countKey]int64{}},
 		q:       make(chan item, opts.QueueSize),
 		closing: make(chan struct{}),
 		drain:   make(chan struct{}),
@@ -169,6 +209,15 @@ func (s *Store) init(ctx context.Context) error {
 		return err
 	}
 	s.wconn = conn
+	// The writer's transactions change tens of thousands of rows: a larger
+	// page cache keeps SQLite from spilling pages to the WAL in the middle
+	// of one, and temp_store keeps the statement journals of the
+	// multi-row upserts in memory instead of temporary files.
+	for _, p := range []string{"PRAGMA cache_size = -65536", "PRAGMA temp_store = MEMORY"} {
+		if _, err := conn.ExecContext(ctx, p); err != nil {
+			return err
+		}
+	}
 	var v int
 	if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		return err
@@ -177,7 +226,7 @@ func (s *Store) init(ctx context.Context) error {
 		return &SchemaVersionError{Found: v, Supported: SchemaVersion}
 	}
 	if v < SchemaVersion {
-		if err := s.createSchema(ctx); err != nil {
+		if err := s.createSchema(ctx, v); err != nil {
 			return fmt.Errorf("create schema: %w", err)
 		}
 	}
@@ -191,7 +240,10 @@ func (s *Store) init(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) createSchema(ctx context.Context) (err error) {
+// createSchema creates the schema in a new database and migrates an older
+// one (see SchemaVersion), in one transaction: a failure leaves the file
+// as it was.
+func (s *Store) createSchema(ctx context.Context, from int) (err error) {
 	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
@@ -200,16 +252,56 @@ func (s *Store) createSchema(ctx context.Context) (err error) {
 			_, _ = s.wconn.ExecContext(context.Background(), "ROLLBACK")
 		}
 	}()
-	for _, q := range schemaDDL {
-		if _, err := s.wconn.ExecContext(ctx, q); err != nil {
+	tables := map[string]string{} // name → type, of Parsl's task, try and status
+	rows, err := s.wconn.QueryContext(ctx, `SELECT name, type FROM sqlite_master WHERE name IN ('task', 'try', 'status', 'workflow')`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
+			rows.Close()
 			return err
 		}
+		tables[name] = typ
 	}
-	// A database written by Python Parsl (version 0 with rows) gets its
-	// dashboard index built from its tables.
-	for _, q := range backfillSQL() {
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if from == 0 && len(tables) == 0 {
+		var other string
+		err := s.wconn.QueryRowContext(ctx, `SELECT group_concat(name, ', ') FROM
+			(SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' LIMIT 5)`).Scan(&other)
+		if err == nil && other != "" {
+			return fmt.Errorf("%w: it has other tables (%s)", ErrNotMonitoring, other)
+		}
+	}
+	var ddl []string
+	if from == 1 {
+		ddl = append(ddl, version1Leftovers...)
+	}
+	ddl = append(ddl, parslTablesDDL...)
+	ddl = append(ddl, compactDDL...)
+	// Parsl's tables as plain tables (Python Parsl's database, or ours
+	// before version 2): move their rows into the compact tables.
+	migrate := tables["task"] == "table" && tables["try"] == "table" && tables["status"] == "table"
+	if migrate {
+		ddl = append(ddl, migrateSQL()...)
+	} else {
+		for _, t := range []string{"task", "try", "status"} {
+			if typ := tables[t]; typ != "" && typ != "view" {
+				return fmt.Errorf("%w: its %s is a %s but task, try and status are not all tables", ErrNotMonitoring, t, typ)
+			}
+		}
+	}
+	ddl = append(ddl, viewsDDL()...)
+	for _, q := range ddl {
 		if _, err := s.wconn.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("index existing rows: %w", err)
+			if migrate {
+				return fmt.Errorf("migrate Parsl's tables to schema version %d: %w", SchemaVersion, err)
+			}
+			return err
 		}
 	}
 	if _, err := s.wconn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion)); err != nil {
@@ -249,9 +341,7 @@ func (s *Store) send(ctx context.Context, it item) error {
 	case <-s.closing:
 		return ErrClosed
 	}
-	if it.rec != nil {
-		s.accepted.Add(1)
-	}
+	s.accepted.Add(it.rows())
 	return nil
 }
 
@@ -325,6 +415,9 @@ func (s *Store) closeDB() {
 	for _, st := range s.stmts {
 		_ = st.Close()
 	}
+	for _, st := range s.chunks {
+		_ = st.Close()
+	}
 	if s.wconn != nil {
 		_ = s.wconn.Close()
 	}
@@ -337,6 +430,7 @@ func (s *Store) closeDB() {
 func (s *Store) run() {
 	defer close(s.done)
 	batch := make([]item, 0, s.opts.BatchSize)
+	var rows int64
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	timerOn := false
@@ -348,12 +442,13 @@ func (s *Store) run() {
 		if len(batch) > 0 {
 			s.writeBatch(batch)
 			clear(batch) // drop references to written records
-			batch = batch[:0]
+			batch, rows = batch[:0], 0
 		}
 	}
 	add := func(it item) {
 		batch = append(batch, it)
-		if it.sync != nil || len(batch) >= s.opts.BatchSize {
+		rows += it.rows()
+		if it.sync != nil || rows >= int64(s.opts.BatchSize) {
 			flush()
 		} else if !timerOn {
 			timer.Reset(s.opts.FlushInterval)
@@ -388,15 +483,15 @@ func (s *Store) writeBatch(batch []item) {
 	err := s.commitRetry(batch)
 	if err != nil && s.abortCtx.Err() == nil {
 		err = nil
-		for i := range batch {
-			if e := s.commitRetry(batch[i : i+1]); e != nil {
+		for _, it := range splitRows(batch) {
+			if e := s.commitRetry([]item{it}); e != nil {
 				if s.abortCtx.Err() != nil {
 					err = e
 					continue
 				}
-				if batch[i].rec != nil {
+				if it.rec != nil {
 					s.rejected.Add(1)
-					s.log.Error("monitoring row rejected", "table", batch[i].rec.table(), "err", e)
+					s.log.Error("monitoring row rejected", "table", it.rec.table(), "err", e)
 				}
 			}
 		}
@@ -413,9 +508,7 @@ func (s *Store) writeBatch(batch []item) {
 func (s *Store) commitRetry(items []item) error {
 	rows := int64(0)
 	for _, it := range items {
-		if it.rec != nil {
-			rows++
-		}
+		rows += it.rows()
 	}
 	backoff := s.opts.RetryMin
 	for attempt := 1; ; attempt++ {
@@ -475,10 +568,11 @@ func (s *Store) commit(items []item) (err error) {
 				s.log.Warn("monitoring rollback failed", "err", rerr)
 			}
 			// Keys cached during the rolled-back transaction may not exist.
+			clear(s.runs)
 			clear(s.runKeys)
-			clear(s.appKeys)
+			clear(s.names)
 		}
-		clear(s.pending)
+		s.tx.reset()
 	}()
 	for _, it := range items {
 		if it.rec == nil {
@@ -488,8 +582,8 @@ func (s *Store) commit(items []item) (err error) {
 			return fmt.Errorf("%s row: %w", it.rec.table(), err)
 		}
 	}
-	if err := s.flushStates(ctx); err != nil {
-		return fmt.Errorf("task state index: %w", err)
+	if err := s.flush(ctx); err != nil {
+		return err
 	}
 	if s.opts.beforeCommit != nil {
 		if err := s.opts.beforeCommit(); err != nil {

@@ -101,6 +101,10 @@ func TestSchemaMatchesParsl(t *testing.T) {
 	closeOK(t, s)
 	db := rawDB(t, path)
 	for table, want := range ParslColumns {
+		var typ string
+		if err := db.QueryRow(`SELECT type FROM sqlite_master WHERE name = ?`, table).Scan(&typ); err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
 		rows, err := db.Query(fmt.Sprintf("PRAGMA table_info(%q)", table))
 		if err != nil {
 			t.Fatal(err)
@@ -116,15 +120,31 @@ func TestSchemaMatchesParsl(t *testing.T) {
 			got = append(got, Column{name, typ, notnull == 1, pk > 0})
 		}
 		rows.Close()
+		if ViewTables[table] {
+			// A view has Parsl's columns in Parsl's order; its types,
+			// NOT NULL and keys are those of the compact tables.
+			if typ != "view" {
+				t.Errorf("%s is a %s, want a view", table, typ)
+			}
+			var names, wantNames []string
+			for _, c := range got {
+				names = append(names, c.Name)
+			}
+			for _, c := range want {
+				wantNames = append(wantNames, c.Name)
+			}
+			if fmt.Sprint(names) != fmt.Sprint(wantNames) {
+				t.Errorf("view %s:\n got  %v\n want %v", table, names, wantNames)
+			}
+			continue
+		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("table %s:\n got  %v\n want %v", table, got, want)
 		}
 	}
-	// The indexes a large run needs: the clustered keys lead with run_id.
 	for idx, cols := range map[string]string{
-		"ix_task_task_hashsum":     "task_hashsum",
-		"parslgo_task_state_state": "run_key,state,task_id",
-		"parslgo_task_state_app":   "run_key,app_key,state,task_id",
+		"parslgo_task_hashsum":  "task_hashsum",
+		"parslgo_task_by_state": "run_key,state,task_id",
 	} {
 		var got []string
 		rows, err := db.Query(fmt.Sprintf("PRAGMA index_info(%q)", idx))
@@ -144,8 +164,9 @@ func TestSchemaMatchesParsl(t *testing.T) {
 			t.Errorf("index %s = %v, want %s", idx, got, cols)
 		}
 	}
-	for table, lead := range map[string]string{"status": "run_id,task_id,timestamp", "task": "run_id,task_id",
-		"try": "run_id,task_id,try_id", "resource": "run_id,task_id,try_id,timestamp", "block": "run_id,block_id"} {
+	// The clustered keys lead with the run.
+	for table, lead := range map[string]string{"parslgo_task": "run_key,task_id",
+		"resource": "run_id,task_id,try_id,timestamp", "block": "run_id,block_id"} {
 		var sqlText string
 		if err := db.QueryRow(`SELECT sql FROM sqlite_master WHERE type='table' AND name=?`, table).Scan(&sqlText); err != nil {
 			t.Fatal(err)
@@ -388,15 +409,25 @@ func TestTasksPagingAndFilters(t *testing.T) {
 	}
 }
 
-// TestPagedQueryUsesIndexes checks the query plans: every filter reads an
-// index of the dashboard table in task_id order (no full scan, no sort) and
-// fetches task rows by primary key, so pages stay fast at a million tasks.
+// TestPagedQueryUsesIndexes checks the query plans: every filter walks the
+// run's rows in task_id order, by primary key or by the partial state index
+// (no full scan of the table, no sort), and fetches the page's rows by
+// primary key, so pages stay fast at a million tasks.
 func TestPagedQueryUsesIndexes(t *testing.T) {
 	s, _, _ := testOpen(t, Options{})
 	defer closeOK(t, s)
-	for _, f := range []TaskFilter{{}, {App: "a"}, {State: "failed"}, {App: "a", State: "failed"}} {
-		where, args := tasksQuery(f, 1)
-		q, qargs := pagedTasksSQL(where, run, append([]any{int64(1)}, args...), 3, 50)
+	for _, c := range []struct {
+		f   TaskFilter
+		idx string
+	}{
+		{TaskFilter{}, "PRIMARY KEY (run_key=?)"},
+		{TaskFilter{App: "a"}, "PRIMARY KEY (run_key=?)"},
+		{TaskFilter{State: "exec_done"}, "PRIMARY KEY (run_key=?)"},
+		{TaskFilter{State: "failed"}, "INDEX parslgo_task_by_state (run_key=? AND state=?)"},
+		{TaskFilter{App: "a", State: "failed"}, "INDEX parslgo_task_by_state (run_key=? AND state=?)"},
+	} {
+		where, args := tasksQuery(c.f, 1)
+		q, qargs := pagedTasksSQL(where, append([]any{int64(1)}, args...), 3, 50)
 		rows, err := s.db.Query("EXPLAIN QUERY PLAN "+q, qargs...)
 		if err != nil {
 			t.Fatal(err)
@@ -412,23 +443,17 @@ func TestPagedQueryUsesIndexes(t *testing.T) {
 		}
 		rows.Close()
 		all := strings.Join(plan, "\n")
-		if strings.Contains(all, "TEMP B-TREE") || !strings.Contains(all, "SEARCH t USING PRIMARY KEY (run_id=? AND task_id=?)") {
-			t.Errorf("filter %+v plan:\n%s", f, all)
+		if strings.Contains(all, "TEMP B-TREE") || !strings.Contains(all, "SEARCH t USING PRIMARY KEY (run_key=? AND task_id=?)") {
+			t.Errorf("filter %+v plan:\n%s", c.f, all)
 		}
 		for _, line := range plan {
 			// SCAN p walks the page (at most pageSize rows) the inner query produced.
 			if strings.HasPrefix(line, "SCAN") && line != "SCAN p" {
-				t.Errorf("filter %+v full scan: %s\n%s", f, line, all)
-			}
-			if strings.HasPrefix(line, "SEARCH s") && !strings.Contains(line, "run_key=?") {
-				t.Errorf("filter %+v: %s", f, line)
+				t.Errorf("filter %+v full scan: %s\n%s", c.f, line, all)
 			}
 		}
-		wantIdx := map[TaskFilter]string{{}: "PRIMARY KEY", {App: "a"}: "parslgo_task_state_app_id ",
-			{State: "failed"}: "parslgo_task_state_state ", {App: "a", State: "failed"}: "parslgo_task_state_app "}[f]
-		if !strings.Contains(all, "SEARCH s USING COVERING INDEX "+wantIdx) && !strings.Contains(all, "SEARCH s USING "+wantIdx) ||
-			!strings.Contains(all, "SEARCH x USING PRIMARY KEY (run_key=? AND task_id=?)") {
-			t.Errorf("filter %+v does not use its index:\n%s", f, all)
+		if !strings.Contains(all, "SEARCH t USING COVERING "+c.idx) && !strings.Contains(all, "SEARCH t USING "+c.idx) {
+			t.Errorf("filter %+v does not use %s:\n%s", c.f, c.idx, all)
 		}
 	}
 }
@@ -755,4 +780,229 @@ func TestRejectedRow(t *testing.T) {
 	if n := countRows(t, rawDB(t, path), "status"); n != 2 {
 		t.Errorf("status rows = %d", n)
 	}
+}
+
+// TestParslViews reads the task, try and status views as Parsl's tools read
+// the tables: SQLAlchemy's timestamp text, Parsl's state names, the
+// columns' values.
+func TestParslViews(t *testing.T) {
+	s, path, _ := testOpen(t, Options{})
+	put(t, s, sampleRun()...)
+	put(t, s, &Status{RunID: run, TaskID: 1, TryID: 1, State: "a_state_from_the_future", Timestamp: at(9 * time.Second)})
+	closeOK(t, s)
+	db := rawDB(t, path)
+	layout := "2006-01-02 15:04:05.000000"
+
+	var invoked, returned, fn, memo, inputs string
+	var failCount int64
+	var failCost float64
+	if err := db.QueryRow(`SELECT task_time_invoked, task_time_returned, task_func_name, task_memoize, task_inputs,
+		task_fail_count, task_fail_cost FROM task WHERE run_id = ? AND task_id = 0`, run).
+		Scan(&invoked, &returned, &fn, &memo, &inputs, &failCount, &failCost); err != nil {
+		t.Fatal(err)
+	}
+	if invoked != t0.Format(layout) || returned != at(3*time.Second).Format(layout) || fn != "double" || memo != "1" ||
+		inputs != "[1]" || failCount != 0 || failCost != 0 {
+		t.Errorf("task 0 = %s %s %s %s %s %d %v", invoked, returned, fn, memo, inputs, failCount, failCost)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM task WHERE run_id = ?`, run).Scan(&n); err != nil || n != 2 {
+		t.Errorf("task rows = %d, %v", n, err)
+	}
+
+	rows, err := db.Query(`SELECT task_id, task_status_name, timestamp, try_id FROM status WHERE run_id = ?
+		ORDER BY task_id, timestamp`, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var id, try int64
+		var name, ts string
+		if err := rows.Scan(&id, &name, &ts, &try); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d %s %s %d", id, name, ts, try))
+	}
+	rows.Close()
+	want := []string{
+		"0 pending " + t0.Format(layout) + " 0",
+		"0 launched " + at(time.Second).Format(layout) + " 0",
+		"0 running " + at(2*time.Second).Format(layout) + " 0",
+		"0 exec_done " + at(3*time.Second).Format(layout) + " 0",
+		"0 running_ended " + at(4*time.Second).Format(layout) + " 0",
+		"1 pending " + t0.Format(layout) + " 0",
+		"1 fail_retryable " + at(2*time.Second).Format(layout) + " 0",
+		"1 launched " + at(3*time.Second).Format(layout) + " 1",
+		"1 a_state_from_the_future " + at(9*time.Second).Format(layout) + " 1",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("status view:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	var host, exec, launched, running string
+	var block sql.NullString
+	if err := db.QueryRow(`SELECT hostname, task_executor, block_id, task_try_time_launched, task_try_time_running
+		FROM try WHERE run_id = ? AND task_id = 0 AND try_id = 0`, run).Scan(&host, &exec, &block, &launched, &running); err != nil {
+		t.Fatal(err)
+	}
+	if host != "node7" || exec != "htex" || block.String != "0" || launched != at(time.Second).Format(layout) ||
+		running != at(2*time.Second).Format(layout) {
+		t.Errorf("try = %s %s %v %s %s", host, exec, block, launched, running)
+	}
+	// Parsl's pandas helpers join the tables on (run_id, task_id).
+	if err := db.QueryRow(`SELECT count(*) FROM task JOIN try USING (run_id, task_id) JOIN status USING (run_id, task_id)
+		WHERE task.run_id = ?`, run).Scan(&n); err != nil || n != 5+4*2 {
+		t.Errorf("joined rows = %d, %v", n, err)
+	}
+}
+
+// TestCountsFollowRows checks the per-state counts kept by triggers
+// against the rows, through inserts, state changes and late task rows.
+func TestCountsFollowRows(t *testing.T) {
+	s, path, _ := testOpen(t, Options{BatchSize: 7, FlushInterval: time.Millisecond})
+	for i := range int64(200) {
+		app := []string{"a", "b", "c"}[i%3]
+		put(t, s, &Status{RunID: run, TaskID: i, State: "pending", Timestamp: at(time.Duration(i))})
+		if i%2 == 0 {
+			put(t, s, &Task{RunID: run, TaskID: i, FuncName: app})
+		}
+		if i%5 != 0 {
+			put(t, s, &Status{RunID: run, TaskID: i, State: "launched", Timestamp: at(time.Duration(i) + time.Second)})
+		}
+		if i%7 == 0 {
+			syncOK(t, s)
+		}
+		if i%3 == 0 {
+			put(t, s, &Status{RunID: run, TaskID: i, State: "exec_done", Timestamp: at(time.Duration(i) + 2*time.Second)},
+				&Task{RunID: run, TaskID: i, FuncName: app})
+		}
+	}
+	put(t, s, &Task{RunID: run, TaskID: 999, FuncName: "a"})
+	closeOK(t, s)
+	db := rawDB(t, path)
+	rows, err := db.Query(`SELECT coalesce(app_key, -1), coalesce(state, -1000), count(*) FROM parslgo_task GROUP BY 1, 2
+		EXCEPT SELECT app_key, state, n FROM parslgo_count WHERE n > 0`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var app, state, n int64
+		if err := rows.Scan(&app, &state, &n); err != nil {
+			t.Fatal(err)
+		}
+		t.Errorf("app %d state %d: %d rows, not counted so", app, state, n)
+	}
+	rows.Close()
+	var total int64
+	if err := db.QueryRow(`SELECT sum(n) FROM parslgo_count`).Scan(&total); err != nil || total != 201 {
+		t.Errorf("counted %d tasks, %v; want 201", total, err)
+	}
+}
+
+// TestBatchRecord: a Batch writes the same rows as its records one by one.
+func TestBatchRecord(t *testing.T) {
+	var b Batch
+	for _, r := range sampleRun() {
+		switch r := r.(type) {
+		case *Task:
+			b.Tasks = append(b.Tasks, *r)
+		case Task:
+			b.Tasks = append(b.Tasks, r)
+		case *Try:
+			b.Tries = append(b.Tries, *r)
+		case Try:
+			b.Tries = append(b.Tries, r)
+		case *Status:
+			b.Statuses = append(b.Statuses, *r)
+		case Status:
+			b.Statuses = append(b.Statuses, r)
+		}
+	}
+	one, _, _ := testOpen(t, Options{})
+	put(t, one, sampleRun()...)
+	syncOK(t, one)
+	batched, _, _ := testOpen(t, Options{})
+	put(t, batched, &b)
+	syncOK(t, batched)
+	if st := batched.Stats(); st.Accepted != b.rows() || st.Written != b.rows() || st.Batches != 1 {
+		t.Errorf("stats = %+v, want %d rows in one transaction", st, b.rows())
+	}
+	ctx := context.Background()
+	for _, id := range []int64{0, 1} {
+		want, err1 := one.Task(ctx, run, id)
+		got, err2 := batched.Task(ctx, run, id)
+		if err1 != nil || err2 != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("task %d:\n batched %+v %v\n one by one %+v %v", id, got, err2, want, err1)
+		}
+	}
+	closeOK(t, one)
+	closeOK(t, batched)
+}
+
+// TestVersion1Migrated: a database written by schema version 1 (Parsl's
+// tables as plain tables, and our old dashboard index) opens, keeps its
+// rows and is migrated.
+func TestVersion1Migrated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "monitoring.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := append(append([]string{}, parslDDL...),
+		`CREATE TABLE parslgo_run (run_key INTEGER PRIMARY KEY, run_id TEXT NOT NULL UNIQUE)`,
+		`CREATE TABLE parslgo_app (app_key INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)`,
+		`CREATE TABLE parslgo_task_state (run_key INTEGER NOT NULL, task_id INTEGER NOT NULL, app_key INTEGER,
+			state INTEGER, ts INTEGER, PRIMARY KEY (run_key, task_id)) WITHOUT ROWID`,
+		`CREATE INDEX parslgo_task_state_state ON parslgo_task_state (run_key, state, task_id)`,
+		`INSERT INTO parslgo_run VALUES (1, 'py')`,
+		`INSERT INTO try VALUES (0, 0, 'py', '3', 'nid7', 'htex', '2026-01-01 10:00:01.250000', NULL,
+			'2026-01-01 10:00:03.000000', NULL, NULL)`,
+		`PRAGMA user_version = 1`)
+	for _, q := range v1 {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	d, err := s.Task(ctx, "py", 0)
+	if err != nil || d.FuncName != "legacy" || d.State != "exec_done" || len(d.Statuses) != 3 || len(d.Tries) != 1 ||
+		d.Tries[0].Hostname != "nid7" || d.Tries[0].TimeLaunched.Format("15:04:05.000000") != "10:00:01.250000" {
+		t.Errorf("task 0 = %+v, %v", d, err)
+	}
+	closeOK(t, s)
+	db = rawDB(t, path)
+	var ts string
+	if err := db.QueryRow(`SELECT timestamp FROM status WHERE run_id = 'py' AND task_status_name = 'running_ended'`).Scan(&ts); err != nil ||
+		ts != "2026-01-01 10:00:04.000000" {
+		t.Errorf("status timestamp = %q, %v", ts, err)
+	}
+	var v int
+	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != SchemaVersion {
+		t.Errorf("user_version = %d, %v", v, err)
+	}
+}
+
+// TestOtherDatabaseRejected: a SQLite file of another program is not
+// taken over.
+func TestOtherDatabaseRejected(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, err = Open(context.Background(), path, Options{})
+	if !errors.Is(err, ErrNotMonitoring) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "customers") {
+		t.Fatalf("Open(other) = %v", err)
+	}
+	goleak.VerifyNone(t)
 }

@@ -6,10 +6,24 @@ import (
 )
 
 // Record is a row to write: *Workflow, *Task, *Try, *Status, *Block, *Node
-// or *Resource (or the same as values).
+// or *Resource (or the same as values), or a *Batch of task rows.
 type Record interface {
 	table() string
 }
+
+// Batch is many task, try and status rows handed over in one Enqueue, for
+// a writer that produces them at high rates (the monitoring hub): one queue
+// slot and no allocation per row. Its rows are applied as if enqueued one
+// by one: Tasks in order, then Tries, then Statuses. The store keeps the
+// slices until the rows are committed; the caller must not change them.
+type Batch struct {
+	Tasks    []Task
+	Tries    []Try
+	Statuses []Status
+}
+
+// rows is the number of rows in b, as Stats counts them.
+func (b *Batch) rows() int64 { return int64(len(b.Tasks) + len(b.Tries) + len(b.Statuses)) }
 
 // Workflow is a row of Parsl's workflow table. Writing it again for the same
 // RunID updates the row (Parsl's workflow-end update): non-empty optional
@@ -135,6 +149,7 @@ func (Status) table() string   { return "status" }
 func (Block) table() string    { return "block" }
 func (Node) table() string     { return "node" }
 func (Resource) table() string { return "resource" }
+func (*Batch) table() string   { return "task, try and status" }
 
 // timeLayout is how SQLAlchemy's SQLite DateTime stores a datetime, so that
 // Parsl's Python tools parse our timestamps.
@@ -157,6 +172,24 @@ func optText(s string) any {
 		return nil
 	}
 	return s
+}
+
+// wallMicros is t as Parsl stores it, a naive local time, in microseconds:
+// the local wall clock read as if it were UTC. The compact tables keep
+// times so; the views format them back as text with SQLite's strftime,
+// which then needs no time zone.
+func wallMicros(t time.Time) int64 {
+	_, off := t.Zone()
+	if t.Location() != time.Local {
+		_, off = t.In(time.Local).Zone()
+	}
+	return t.UnixMicro() + int64(off)*1e6
+}
+
+// fromWallMicros is the inverse of wallMicros: the wall clock in Local.
+func fromWallMicros(us int64) time.Time {
+	u := time.UnixMicro(us).UTC()
+	return time.Date(u.Year(), u.Month(), u.Day(), u.Hour(), u.Minute(), u.Second(), u.Nanosecond(), time.Local)
 }
 
 // parseTime reads a timestamp written by us or by Parsl (SQLAlchemy writes

@@ -111,8 +111,9 @@ func (s *Store) DAG(ctx context.Context, runID, groupBy string, detail int) (DAG
 		}
 		return stateLabel(k)
 	}
-	// Exact group sizes from the compact index.
-	rows, err := s.db.QueryContext(ctx, `SELECT `+col+`, count(*) FROM parslgo_task_state WHERE run_key = ? GROUP BY 1`, rk)
+	// Exact group sizes from the task counts (app -1 and state -1000 stand
+	// for none, which name maps as it maps NULL).
+	rows, err := s.db.QueryContext(ctx, `SELECT `+col+`, sum(n) FROM parslgo_count WHERE run_key = ? AND n > 0 GROUP BY 1`, rk)
 	if err != nil {
 		return out, fmt.Errorf("dag %s: %w", runID, err)
 	}
