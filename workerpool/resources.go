@@ -402,9 +402,10 @@ func (s *sampler) readTree(w int) (wire.ResourceSample, bool) {
 	if err != nil || ps[0].StartTime != sl.rootStart {
 		return wire.ResourceSample{}, false // ended, or the PID was reused
 	}
-	if ps[0].State == 'Z' || ps[0].State == 'X' {
-		// Exited, not yet reaped: a zombie has no memory, and a sample of
-		// it would end the task's memory curve at zero.
+	if ps[0].State == 'Z' || ps[0].State == 'X' || ps[0].VSize == 0 {
+		// Exiting (its memory already released, still shown running) or
+		// exited and not yet reaped: a sample would end the task's memory
+		// curve at zero.
 		return wire.ResourceSample{}, false
 	}
 	u := s.r.Sum(ps)
@@ -415,6 +416,19 @@ func (s *sampler) readTree(w int) (wire.ResourceSample, bool) {
 	u.SystemSeconds += u.ReapedSystemSeconds
 	smp := s.sample(u, time.Now())
 	smp.TaskID, smp.Try = sl.id, sl.try
+	if sl.haveLast {
+		// The counters of a tree only grow, but a reading can miss a
+		// child that has exited and is not yet reaped (neither in the
+		// tree nor in its parent's reaped totals): never report less
+		// than before.
+		p := sl.last
+		smp.UserSeconds = max(smp.UserSeconds, p.UserSeconds)
+		smp.SystemSeconds = max(smp.SystemSeconds, p.SystemSeconds)
+		smp.ReadBytes = max(smp.ReadBytes, p.ReadBytes)
+		smp.WriteBytes = max(smp.WriteBytes, p.WriteBytes)
+		smp.CtxVoluntary = max(smp.CtxVoluntary, p.CtxVoluntary)
+		smp.CtxInvoluntary = max(smp.CtxInvoluntary, p.CtxInvoluntary)
+	}
 	return smp, true
 }
 

@@ -131,12 +131,16 @@ func TestResourceSamples(t *testing.T) {
 	if len(burn) == 0 {
 		t.Fatal("no samples of the CPU-bound bash task")
 	}
-	// The samples must show CPU once they span a good part of the spin;
-	// on a loaded machine (the race detector, other jobs) the readings
-	// may all fall before the spinning child got a core.
-	last := burn[len(burn)-1]
-	if span := time.Duration(last.Time - burn[0].Time); span < 300*time.Millisecond {
-		t.Logf("samples of the CPU-bound task span only %s; not checking its CPU", span)
+	// Once a reading has seen the spinning shell (bash, timeout, sh),
+	// the last reading must show CPU. On a loaded machine (the race
+	// detector, other test binaries) every reading may fall before the
+	// shell got going; then there is nothing to check.
+	sawSpin := false
+	for _, b := range burn {
+		sawSpin = sawSpin || b.Processes >= 3
+	}
+	if last := burn[len(burn)-1]; !sawSpin {
+		t.Logf("no reading saw the spinning shell (%d readings); not checking CPU", len(burn))
 	} else if last.UserSeconds+last.SystemSeconds < 0.05 {
 		t.Errorf("last sample of a task that spun for 0.6 s shows %.2f s of CPU: %+v", last.UserSeconds+last.SystemSeconds, last)
 	}

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parsl-go/parsl/internal/httpserve"
 	"github.com/parsl-go/parsl/monitoring/store"
 )
 
@@ -127,74 +128,40 @@ func (e *ListenError) Unwrap() error { return e.Err }
 // are separate so that a driver fails early on a busy port, before it
 // starts anything costly.
 type Server struct {
-	h    *Handler
-	ln   net.Listener
-	srv  *http.Server
-	done chan struct{}
-	err  error
-
-	closeOnce sync.Once
-	closeErr  error
+	s *httpserve.Server
 }
 
 // Listen binds addr ("host:port"; port 0 picks a free port) for h. The
 // dashboard has no authentication: give a loopback address unless the
 // pages may be seen by the network.
 func Listen(addr string, h *Handler) (*Server, error) {
-	ln, err := net.Listen("tcp", addr)
+	// No write timeout: event streams are long; pages bound their own
+	// work with the request's context. Close ends the streams first,
+	// which would otherwise hold a graceful shutdown until their clients
+	// leave.
+	s, err := httpserve.Listen(addr, h, 0, h.stop)
 	if err != nil {
 		return nil, &ListenError{Addr: addr, Err: err}
 	}
-	return &Server{h: h, ln: ln, srv: &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		// No WriteTimeout: event streams are long; pages bound their
-		// own work with the request's context.
-		IdleTimeout: 60 * time.Second,
-	}}, nil
+	return &Server{s: s}, nil
 }
 
 // Addr returns the bound address, with the real port when Listen was given
 // port 0.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+func (s *Server) Addr() net.Addr { return s.s.Addr() }
 
 // URL returns the dashboard's address as an http URL.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() + "/" }
+func (s *Server) URL() string { return "http://" + s.s.Addr().String() + "/" }
 
 // Serve answers requests in a goroutine until Close.
-func (s *Server) Serve() {
-	s.done = make(chan struct{})
-	go func() {
-		defer close(s.done)
-		if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
-			s.err = err
-		}
-	}()
-}
+func (s *Server) Serve() { s.s.Serve() }
 
 // Close ends the event streams, lets other requests finish until ctx ends,
 // then cuts them off and waits for the serving goroutine. Later calls
 // return the first call's result.
 func (s *Server) Close(ctx context.Context) error {
-	s.closeOnce.Do(func() {
-		s.h.stop()
-		if s.done == nil {
-			if err := s.ln.Close(); err != nil {
-				s.closeErr = fmt.Errorf("dashboard: closing %s: %w", s.ln.Addr(), err)
-			}
-			return
-		}
-		err := s.srv.Shutdown(ctx)
-		if err != nil {
-			_ = s.srv.Close()
-		}
-		<-s.done
-		if err == nil {
-			err = s.err
-		}
-		if err != nil {
-			s.closeErr = fmt.Errorf("dashboard: %w", err)
-		}
-	})
-	return s.closeErr
+	if err := s.s.Close(ctx); err != nil {
+		return fmt.Errorf("dashboard: stopping the server on %s: %w", s.s.Addr(), err)
+	}
+	return nil
 }

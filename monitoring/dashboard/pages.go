@@ -294,26 +294,45 @@ func filterQuery(f store.TaskFilter) string {
 	return strings.Join(parts, "&")
 }
 
+// listPage is one page of a run's task list, as the task table and the
+// Gantt chart show it.
+type listPage struct {
+	page   int
+	filter store.TaskFilter
+	apps   []string
+	tasks  store.TaskPage
+}
+
+// listPage reads the page and filter parameters and the page of tasks they
+// name, rendering the error page (and returning false) when they are bad.
+func (h *Handler) listPage(w http.ResponseWriter, r *http.Request, run string, perPage int) (listPage, bool) {
+	var lp listPage
+	var err error
+	if lp.page, err = intParam(r, "page", 1, 1); err != nil {
+		h.fail(w, r, http.StatusBadRequest, err.Error())
+		return lp, false
+	}
+	if lp.filter, lp.apps, err = h.filter(r.Context(), r, run); err != nil {
+		h.failErr(w, r, err)
+		return lp, false
+	}
+	if lp.tasks, err = h.opts.Store.Tasks(r.Context(), run, lp.filter, lp.page-1, perPage); err != nil {
+		h.fail(w, r, http.StatusInternalServerError, err.Error())
+		return lp, false
+	}
+	return lp, true
+}
+
 func (h *Handler) tasks(w http.ResponseWriter, r *http.Request) {
 	wf, ok := h.run(w, r)
 	if !ok {
 		return
 	}
-	page, err := intParam(r, "page", 1, 1)
-	if err != nil {
-		h.fail(w, r, http.StatusBadRequest, err.Error())
+	lp, ok := h.listPage(w, r, wf.RunID, tasksPerPage)
+	if !ok {
 		return
 	}
-	f, apps, err := h.filter(r.Context(), r, wf.RunID)
-	if err != nil {
-		h.failErr(w, r, err)
-		return
-	}
-	tp, err := h.opts.Store.Tasks(r.Context(), wf.RunID, f, page-1, tasksPerPage)
-	if err != nil {
-		h.fail(w, r, http.StatusInternalServerError, err.Error())
-		return
-	}
+	page, f, apps, tp := lp.page, lp.filter, lp.apps, lp.tasks
 	pages := int((tp.Total + tasksPerPage - 1) / tasksPerPage)
 	h.render(w, r, "tasks.html", tasksPage{base: base{Title: "Tasks · " + title(wf), Run: &wf, Tab: "tasks", Live: wf.Running()},
 		Filter: f, Apps: apps, States: store.StateNames(), Tasks: tp.Tasks, Total: tp.Total, Page: page, Pages: max(pages, 1),
@@ -393,23 +412,14 @@ func (h *Handler) gantt(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	page, err := intParam(r, "page", 1, 1)
-	if err != nil {
-		h.fail(w, r, http.StatusBadRequest, err.Error())
+	lp, ok := h.listPage(w, r, wf.RunID, ganttPerPage)
+	if !ok {
 		return
 	}
-	f, apps, err := h.filter(r.Context(), r, wf.RunID)
-	if err != nil {
-		h.failErr(w, r, err)
-		return
-	}
-	tp, err := h.opts.Store.Tasks(r.Context(), wf.RunID, f, page-1, ganttPerPage)
-	if err != nil {
-		h.fail(w, r, http.StatusInternalServerError, err.Error())
-		return
-	}
+	page, f, apps, tp := lp.page, lp.filter, lp.apps, lp.tasks
 	var sts []store.Status
 	if len(tp.Tasks) > 0 {
+		var err error
 		sts, err = h.opts.Store.Statuses(r.Context(), wf.RunID, tp.Tasks[0].TaskID, tp.Tasks[len(tp.Tasks)-1].TaskID)
 		if err != nil {
 			h.fail(w, r, http.StatusInternalServerError, err.Error())
