@@ -319,6 +319,7 @@ func buildHtex(d *decoder, m *ast.MappingNode, path string) (executor.Executor, 
 		Walltime           duration `yaml:"walltime"`
 		WorkingDir         string   `yaml:"working_dir"`
 		StorageAccess      []string `yaml:"storage_access"`
+		ResourceInterval   string   `yaml:"resource_interval"`
 		Provider           ast.Node `yaml:"provider"`
 	}
 	if err := d.decode(m, path, &o); err != nil {
@@ -328,26 +329,42 @@ func buildHtex(d *decoder, m *ast.MappingNode, path string) (executor.Executor, 
 	if err != nil {
 		return nil, err
 	}
+	var interval time.Duration
+	switch o.ResourceInterval {
+	case "":
+	case "off":
+		// Parsl's resource_monitoring_enabled: False.
+	case "start_end":
+		interval = htex.ResourceStartEnd
+	default:
+		v, err := time.ParseDuration(o.ResourceInterval)
+		if err != nil || v <= 0 {
+			return nil, d.keyError(m, path, "resource_interval", "want a duration such as 5s, or start_end, or off; got %q", o.ResourceInterval)
+		}
+		interval = v
+	}
 	opts := htex.Options{
-		WorkingDir:         o.WorkingDir,
-		StorageAccess:      sa,
-		Label:              o.Label,
-		MaxWorkersPerNode:  int(o.MaxWorkersPerNode),
-		Prefetch:           int(o.Prefetch),
-		CoresPerWorker:     float64(o.CoresPerWorker),
-		MemPerWorkerMB:     int(o.MemPerWorkerMB),
-		Accelerators:       o.Accelerators,
-		HeartbeatPeriod:    time.Duration(o.HeartbeatPeriod),
-		HeartbeatThreshold: time.Duration(o.HeartbeatThreshold),
-		DrainPeriod:        time.Duration(o.DrainPeriod),
-		Encrypted:          o.Encrypted,
-		Address:            o.Address,
-		Blocks:             int(o.Blocks),
-		InitBlocks:         int(o.InitBlocks),
-		MinBlocks:          int(o.MinBlocks),
-		MaxBlocks:          int(o.MaxBlocks),
-		Parallelism:        float64(o.Parallelism),
-		Walltime:           time.Duration(o.Walltime),
+		ResourceInterval:     interval,
+		NoResourceMonitoring: o.ResourceInterval == "off",
+		WorkingDir:           o.WorkingDir,
+		StorageAccess:        sa,
+		Label:                o.Label,
+		MaxWorkersPerNode:    int(o.MaxWorkersPerNode),
+		Prefetch:             int(o.Prefetch),
+		CoresPerWorker:       float64(o.CoresPerWorker),
+		MemPerWorkerMB:       int(o.MemPerWorkerMB),
+		Accelerators:         o.Accelerators,
+		HeartbeatPeriod:      time.Duration(o.HeartbeatPeriod),
+		HeartbeatThreshold:   time.Duration(o.HeartbeatThreshold),
+		DrainPeriod:          time.Duration(o.DrainPeriod),
+		Encrypted:            o.Encrypted,
+		Address:              o.Address,
+		Blocks:               int(o.Blocks),
+		InitBlocks:           int(o.InitBlocks),
+		MinBlocks:            int(o.MinBlocks),
+		MaxBlocks:            int(o.MaxBlocks),
+		Parallelism:          float64(o.Parallelism),
+		Walltime:             time.Duration(o.Walltime),
 	}
 	if !isNull(o.Provider) {
 		ppath := joinKey(path, "provider")

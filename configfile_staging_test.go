@@ -49,3 +49,17 @@ func TestConfigFileStaging(t *testing.T) {
 		t.Errorf("unknown staging provider: %v", err)
 	}
 }
+
+// TestConfigFileResourceInterval: htex's resource_interval takes a
+// duration, start_end or off, and refuses anything else with its line.
+func TestConfigFileResourceInterval(t *testing.T) {
+	for _, v := range []string{"2s", "start_end", "off"} {
+		if _, err := parsl.LoadConfigFile(writeConfig(t, "executors:\n  - kind: htex\n    resource_interval: "+v+"\n    provider: {kind: local}\n")); err != nil {
+			t.Errorf("resource_interval %s: %v", v, err)
+		}
+	}
+	_, err := parsl.LoadConfigFile(writeConfig(t, "executors:\n  - kind: htex\n    resource_interval: often\n"))
+	if err == nil || !strings.Contains(err.Error(), `:3: executors[0].resource_interval: want a duration such as 5s, or start_end, or off; got "often"`) {
+		t.Errorf("bad resource_interval: %v", err)
+	}
+}
