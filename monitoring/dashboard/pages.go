@@ -247,16 +247,22 @@ func title(wf store.WorkflowInfo) string {
 
 // ---- tasks ----
 
-type tasksPage struct {
-	base
+// listView is what the task table and the Gantt chart show around their
+// rows: the filter form and the pager.
+type listView struct {
 	Filter      store.TaskFilter
 	Apps        []string
 	States      []string
-	Tasks       []store.TaskRow
 	Total       int64
 	Page, Pages int
-	First       int64
 	Query       string // filter as a query string, for the pager links
+}
+
+type tasksPage struct {
+	base
+	listView
+	Tasks []store.TaskRow
+	First int64
 }
 
 func (h *Handler) filter(ctx context.Context, r *http.Request, run string) (store.TaskFilter, []string, error) {
@@ -323,6 +329,13 @@ func (h *Handler) listPage(w http.ResponseWriter, r *http.Request, run string, p
 	return lp, true
 }
 
+// view is the filter form and pager of lp, perPage tasks per page.
+func (lp listPage) view(perPage int) listView {
+	pages := int((lp.tasks.Total + int64(perPage) - 1) / int64(perPage))
+	return listView{Filter: lp.filter, Apps: lp.apps, States: store.StateNames(), Total: lp.tasks.Total,
+		Page: lp.page, Pages: max(pages, 1), Query: filterQuery(lp.filter)}
+}
+
 func (h *Handler) tasks(w http.ResponseWriter, r *http.Request) {
 	wf, ok := h.run(w, r)
 	if !ok {
@@ -332,11 +345,8 @@ func (h *Handler) tasks(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	page, f, apps, tp := lp.page, lp.filter, lp.apps, lp.tasks
-	pages := int((tp.Total + tasksPerPage - 1) / tasksPerPage)
 	h.render(w, r, "tasks.html", tasksPage{base: base{Title: "Tasks · " + title(wf), Run: &wf, Tab: "tasks", Live: wf.Running()},
-		Filter: f, Apps: apps, States: store.StateNames(), Tasks: tp.Tasks, Total: tp.Total, Page: page, Pages: max(pages, 1),
-		First: int64(page-1)*tasksPerPage + 1, Query: filterQuery(f)})
+		listView: lp.view(tasksPerPage), Tasks: lp.tasks.Tasks, First: int64(lp.page-1)*tasksPerPage + 1})
 }
 
 // ---- one task ----
@@ -397,14 +407,9 @@ func (h *Handler) task(w http.ResponseWriter, r *http.Request) {
 
 type ganttPage struct {
 	base
-	Filter      store.TaskFilter
-	Apps        []string
-	States      []string
-	Chart       template.HTML
-	Page, Pages int
-	Total       int64
-	Query       string
-	Legend      []string
+	listView
+	Chart  template.HTML
+	Legend []string
 }
 
 func (h *Handler) gantt(w http.ResponseWriter, r *http.Request) {
@@ -416,20 +421,18 @@ func (h *Handler) gantt(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	page, f, apps, tp := lp.page, lp.filter, lp.apps, lp.tasks
-	var sts []store.Status
-	if len(tp.Tasks) > 0 {
-		var err error
-		sts, err = h.opts.Store.Statuses(r.Context(), wf.RunID, tp.Tasks[0].TaskID, tp.Tasks[len(tp.Tasks)-1].TaskID)
-		if err != nil {
-			h.fail(w, r, http.StatusInternalServerError, err.Error())
-			return
-		}
+	tasks := lp.tasks.Tasks
+	ids := make([]int64, len(tasks))
+	for i, t := range tasks {
+		ids[i] = t.TaskID
 	}
-	pages := int((tp.Total + ganttPerPage - 1) / ganttPerPage)
+	sts, err := h.opts.Store.Statuses(r.Context(), wf.RunID, ids)
+	if err != nil {
+		h.fail(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
 	h.render(w, r, "gantt.html", ganttPage{base: base{Title: "Gantt · " + title(wf), Run: &wf, Tab: "gantt", Live: wf.Running()},
-		Filter: f, Apps: apps, States: store.StateNames(), Chart: ganttChart(wf.RunID, tp.Tasks, sts, time.Now()),
-		Page: page, Pages: max(pages, 1), Total: tp.Total, Query: filterQuery(f), Legend: stateOrder})
+		listView: lp.view(ganttPerPage), Chart: ganttChart(wf.RunID, tasks, sts, time.Now()), Legend: stateOrder})
 }
 
 // ---- DAG ----
