@@ -65,16 +65,11 @@ func TruncateStd() CallOption { return func(o *dataflow.CallOptions) { o.StdTrun
 // be uploaded to (http, https) fails the submit.
 func Outputs(files ...File) CallOption {
 	files = append([]File(nil), files...)
-	paths := make([]string, len(files))
-	for i, f := range files {
-		paths[i] = f.Path()
-	}
 	return func(o *dataflow.CallOptions) {
+		// stageFiles turns them into CallOptions.Outputs (local paths).
 		if fo := pendingFileOptions(o); fo != nil {
 			fo.outputs = append(fo.outputs, files...)
-			return
 		}
-		o.Outputs = append(o.Outputs, paths...)
 	}
 }
 

@@ -27,7 +27,7 @@ func (h *Hub) Block(ctx context.Context, b store.Block) error {
 	if b.Timestamp.IsZero() {
 		b.Timestamp = time.Now()
 	}
-	return h.enqueueRow(ctx, &b, "block "+b.BlockID)
+	return h.enqueueRow(ctx, &b, func() string { return "block " + b.BlockID })
 }
 
 // Node records a worker pool joining or leaving (a row of Parsl's node
@@ -42,7 +42,7 @@ func (h *Hub) Node(ctx context.Context, n store.Node) error {
 	if n.LastHeartbeat.IsZero() {
 		n.LastHeartbeat = n.Timestamp
 	}
-	return h.enqueueRow(ctx, &n, "node "+n.Hostname)
+	return h.enqueueRow(ctx, &n, func() string { return "node " + n.Hostname })
 }
 
 // Resource records one resource sample of a try (a row of Parsl's
@@ -52,12 +52,14 @@ func (h *Hub) Resource(ctx context.Context, r store.Resource) error {
 	if r.Timestamp.IsZero() {
 		r.Timestamp = time.Now()
 	}
-	return h.enqueueRow(ctx, &r, fmt.Sprintf("resource sample of task %d", r.TaskID))
+	return h.enqueueRow(ctx, &r, func() string { return fmt.Sprintf("resource sample of task %d", r.TaskID) })
 }
 
-func (h *Hub) enqueueRow(ctx context.Context, rec store.Record, what string) error {
+// enqueueRow queues rec; what names it in the error, and is only called
+// then: samples arrive by the thousand and almost always succeed.
+func (h *Hub) enqueueRow(ctx context.Context, rec store.Record, what func() string) error {
 	if err := h.st.Enqueue(ctx, rec); err != nil {
-		return fmt.Errorf("monitoring: %s not recorded: %w", what, err)
+		return fmt.Errorf("monitoring: %s not recorded: %w", what(), err)
 	}
 	return nil
 }
