@@ -31,6 +31,9 @@ type (
 	// RetryError is the final failure of a task tried more than once; it
 	// keeps every attempt's error.
 	RetryError = failure.RetryError
+	// CancelledError is a task that Close (or a signal) cancelled before it
+	// finished; errors.Is(err, ErrDFKClosed) holds for it.
+	CancelledError = failure.CancelledError
 	// ConfigError is an invalid Config.
 	ConfigError = failure.ConfigError
 )

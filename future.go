@@ -2,6 +2,7 @@ package parsl
 
 import (
 	"context"
+	"errors"
 	"iter"
 
 	"github.com/parsl-go/parsl/internal/dataflow"
@@ -59,6 +60,11 @@ func (f *Future[T]) Get(ctx context.Context) (T, error) {
 	}
 	r, err := f.task.Outcome()
 	if err != nil {
+		if errors.Is(err, ErrDFKClosed) {
+			// Cancelled by a signal that is ending the process: main must
+			// not carry on (and exit 0) before the handler re-raises it.
+			awaitDeath()
+		}
 		return zero, err
 	}
 	v, _ := r.(T)

@@ -36,6 +36,40 @@ func Main() {
 	os.Exit(serve())
 }
 
+// MainMissingError is the error of Load in a process that was started to
+// serve a role (a worker pool or an interchange: PARSL_ROLE set) but reached
+// Load instead, because the program does not call parsl.Main first. Such a
+// process must never run the workflow: it would start pools of its own, and
+// each of those another copy of the program, without end.
+type MainMissingError struct {
+	// Role is the value of PARSL_ROLE this process was started with.
+	Role string
+}
+
+func (e *MainMissingError) Error() string {
+	return fmt.Sprintf("parsl: this process was started as %s (%s=%s) but reached parsl.Load: the program does not call parsl.Main(); "+
+		"make parsl.Main() the first statement of main (and of TestMain), before flag parsing or any other work", roleNoun(e.Role), RoleEnv, e.Role)
+}
+
+func roleNoun(role string) string {
+	switch role {
+	case "pool":
+		return "a worker pool"
+	case "interchange":
+		return "an interchange"
+	}
+	return "a parsl helper process"
+}
+
+// checkNotServing refuses to load a DFK in a process started to serve a
+// role. It runs before anything is created (run directory, log, executors).
+func checkNotServing() error {
+	if role := os.Getenv(RoleEnv); role != "" {
+		return &MainMissingError{Role: role}
+	}
+	return nil
+}
+
 func roleNames() []string {
 	names := make([]string, 0, len(roles))
 	for n := range roles {

@@ -69,10 +69,20 @@ type DFK struct {
 // file's value; DisableAppCache is set if either sets it. (So LogLevel
 // info, the zero level, in cfg does not override the file's level.)
 // Fields the file cannot hold (Logger, RetryHandler, InternalThreads,
-// NoSignalHandler) come from cfg. A cfg with Executors ignores
+// NoSignalHandler) come from cfg.
+//
+// Load in a process started as a worker pool or interchange (PARSL_ROLE
+// set) fails at once with a *MainMissingError: the program forgot to call
+// parsl.Main first. A cfg with Executors ignores
 // PARSL_CONFIG, and a file that cannot be loaded is an error, never a
 // silent fallback to threads.
 func Load(ctx context.Context, cfg Config) (*DFK, error) {
+	if err := checkNotServing(); err != nil {
+		// Printed too: a pool's stderr goes to the block's log, where the
+		// user looks when blocks fail, and the program may not print it.
+		fmt.Fprintln(os.Stderr, err)
+		return nil, err
+	}
 	registry.Freeze()
 	cfg, err := configFromEnv(cfg)
 	if err != nil {
@@ -266,14 +276,26 @@ func (d *DFK) Close(ctx context.Context) error {
 	if d == nil || d.k == nil {
 		return nil
 	}
-	err := d.k.Close(ctx)
+	// A signal is ending the process: returning would let main return and
+	// the program exit 0 before the handler re-raises the signal.
+	awaitDeath()
+	return d.closeWith(ctx, ctx)
+}
+
+// closeWith closes the DFK: taskCtx bounds the wait for outstanding tasks,
+// flushCtx the writing of the monitoring database afterwards. A flushCtx
+// that has already ended still gets closeGrace, so that a Close whose
+// context ran out while tasks finished still writes their final states.
+func (d *DFK) closeWith(taskCtx, flushCtx context.Context) error {
+	err := d.k.Close(taskCtx)
 	// Before the hub, which closes the database the pages read.
 	d.closeDashboard()
 	if d.hub != nil {
 		// After the kernel: its last events are the final states.
-		// Writing a backlog takes ~15 s per million tasks here; five
-		// minutes covers tens of millions, and a slower disk.
-		hctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		hctx, cancel := flushCtx, context.CancelFunc(func() {})
+		if flushCtx.Err() != nil {
+			hctx, cancel = context.WithTimeout(context.Background(), closeGrace)
+		}
 		if herr := d.hub.Close(hctx); herr != nil {
 			d.k.Logger().Error("monitoring: not every row was written", "err", herr)
 			err = errors.Join(err, herr)
@@ -300,6 +322,10 @@ func (d *DFK) Close(ctx context.Context) error {
 	return err
 }
 
+// closeGrace is what Close gives the monitoring database when its context
+// has already ended by the time the tasks are done.
+const closeGrace = 2 * time.Second
+
 // closeMetrics stops the metrics endpoint, if any, giving scrapes in
 // progress a few seconds. Later calls return the first one's result.
 func (d *DFK) closeMetrics() error {
@@ -323,7 +349,11 @@ func (d *DFK) MetricsAddr() net.Addr {
 }
 
 // Wait blocks until no task is outstanding, or ctx ends.
-func (d *DFK) Wait(ctx context.Context) error { return d.k.Wait(ctx) }
+func (d *DFK) Wait(ctx context.Context) error {
+	err := d.k.Wait(ctx)
+	awaitDeath()
+	return err
+}
 
 // Checkpoint writes the results memoized since the last checkpoint and
 // returns how many it wrote. It is how CheckpointManual checkpoints.

@@ -107,6 +107,12 @@ type DFK struct {
 	finished  paddedInt // completion side
 	final     [numCounters]paddedInt
 	closed    atomic.Bool
+	// cancelBy names what cancels the outstanding tasks when Close gives
+	// up ("Close", or a signal's name), for their CancelledError.
+	cancelBy atomic.Pointer[string]
+	// cancelled counts tasks that ended cancelled by Close; they are
+	// logged as one summary line, not one line each.
+	cancelled atomic.Int64
 
 	mu   sync.Mutex
 	idle chan struct{}
@@ -346,7 +352,7 @@ func (k *DFK) launchOnce(t *Task) (settled bool, st State, res any, err error, r
 		return true, DepFail, nil, &failure.DependencyError{TaskID: t.x.ID, App: t.x.App.Name, Failed: failed, Causes: rootCauses(failed)}, false
 	}
 	if k.closed.Load() && k.rootCtx.Err() != nil {
-		return true, Failed, nil, failure.ErrDFKClosed, false
+		return true, Failed, nil, k.cancelledErr(t, nil), false
 	}
 	app := t.x.App
 	if t.x.Args == nil && len(t.srcs) > 0 {
@@ -386,7 +392,7 @@ func (k *DFK) launchOnce(t *Task) (settled bool, st State, res any, err error, r
 	}
 	if serr := ex.Submit(&t.x); serr != nil {
 		if errors.Is(serr, failure.ErrDFKClosed) {
-			return true, Failed, nil, failure.ErrDFKClosed, false
+			return true, Failed, nil, k.cancelledErr(t, nil), false
 		}
 		return k.tryFailedSync(t, &failure.ExecutorError{TaskID: t.x.ID, App: app.Name, Executor: ex.Label(), Err: serr})
 	}
@@ -444,7 +450,7 @@ func (k *DFK) memoExtra(t *Task) []any {
 // tryDone handles an executor's report of one try.
 func (k *DFK) tryDone(t *Task, res any, err error) {
 	if err != nil && k.rootCtx.Err() != nil && !errors.Is(err, failure.ErrDFKClosed) {
-		err = fmt.Errorf("%w (task %d was cancelled by Close: %v)", failure.ErrDFKClosed, t.x.ID, err)
+		err = k.cancelledErr(t, err)
 	}
 	if err != nil {
 		if k.retryable(t, err) {
@@ -544,7 +550,11 @@ func (k *DFK) settled(t *Task, old, st State) {
 	}
 	k.live.remove(t)
 	if st == Failed || st == DepFail {
-		if t.err != failure.ErrDFKClosed {
+		if errors.Is(t.err, failure.ErrDFKClosed) {
+			// A cancelled run can hold millions of tasks: logSummary
+			// reports them as one count.
+			k.cancelled.Add(1)
+		} else {
 			k.log.Warn("task failed", "task", t.x.ID, "app", t.x.App.Name, "state", st.String(), "err", t.err)
 		}
 	}
@@ -615,6 +625,35 @@ func (k *DFK) Wait(ctx context.Context) error {
 // Checkpoint writes the results recorded since the last checkpoint.
 func (k *DFK) Checkpoint() (int, error) { return k.ckpt.flush() }
 
+// SetCancelCause names what will cancel the outstanding tasks if Close
+// gives up on them ("SIGINT" when a signal closes the DFK); the default is
+// "Close". Call it before Close.
+func (k *DFK) SetCancelCause(by string) { k.cancelBy.Store(&by) }
+
+// CancelCause returns what SetCancelCause set, or "Close".
+func (k *DFK) CancelCause() string {
+	if p := k.cancelBy.Load(); p != nil {
+		return *p
+	}
+	return "Close"
+}
+
+// Cancelled returns how many tasks ended cancelled by Close.
+func (k *DFK) Cancelled() int64 { return k.cancelled.Load() }
+
+// cancelledErr is the error of a task that Close cancelled; cause is what
+// the executor reported, if anything.
+func (k *DFK) cancelledErr(t *Task, cause error) error {
+	if errors.Is(cause, failure.ErrDFKClosed) {
+		cause = nil
+	}
+	var app string
+	if t.x.App != nil {
+		app = t.x.App.Name
+	}
+	return &failure.CancelledError{TaskID: t.x.ID, App: app, By: k.CancelCause(), Err: cause}
+}
+
 // Closed reports whether Close has begun.
 func (k *DFK) Closed() bool { return k.closed.Load() }
 
@@ -652,7 +691,7 @@ func (k *DFK) close(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	for _, t := range k.live.drain() {
-		advanceSettled(t, Failed, nil, failure.ErrDFKClosed)
+		advanceSettled(t, Failed, nil, k.cancelledErr(t, nil))
 	}
 	k.cancelRoot()
 	if err := k.ckpt.close(); err != nil {
@@ -671,6 +710,9 @@ func (k *DFK) logSummary() {
 		}
 	}
 	k.log.Info("summary of tasks in DFK", args...)
+	if n := k.cancelled.Load(); n > 0 {
+		k.log.Warn("tasks cancelled by "+k.CancelCause(), "count", n)
+	}
 }
 
 func (k *DFK) observe(t *Task, st State, executor string, err error, deps []int64) {

@@ -14,6 +14,35 @@ import (
 // still waiting when Close gave up on it.
 var ErrDFKClosed = errors.New("parsl: the DFK is closed; Load a new one to submit more tasks")
 
+// CancelledError is the failure of a task that was still waiting or
+// running when its DFK's Close stopped waiting: Close's context ended, or a
+// signal (SIGINT, SIGTERM) closed the DFK. errors.Is(err, ErrDFKClosed)
+// holds for it.
+type CancelledError struct {
+	TaskID int64
+	App    string
+	// By says what cancelled the task: "Close" or the signal's name
+	// ("SIGINT", "SIGTERM").
+	By string
+	// Err is what the executor reported when the task was stopped, if
+	// anything; nil for a task that never started.
+	Err error
+}
+
+func (e *CancelledError) Error() string {
+	by := e.By
+	if by == "" {
+		by = "Close"
+	}
+	return fmt.Sprintf("task %d (%s) cancelled by %s before it finished", e.TaskID, e.App, by)
+}
+
+// Is makes errors.Is(err, ErrDFKClosed) true for a cancelled task.
+func (e *CancelledError) Is(target error) bool { return target == ErrDFKClosed }
+
+// Unwrap returns what the executor reported, if anything.
+func (e *CancelledError) Unwrap() error { return e.Err }
+
 // AppError is the failure of an app's own code: an error it returned, or a
 // panic it raised (then Panicked is true and Stack holds the goroutine stack).
 type AppError struct {
@@ -65,7 +94,14 @@ func (e *DependencyError) Error() string {
 	} else {
 		fmt.Fprintf(&b, "task %d (%s) not run: dependency failure of ", e.TaskID, e.App)
 	}
+	// A fan-in over a million tasks must not print a million names: the
+	// first few say where to look, the count says how many.
+	const shown = 3
 	for i, f := range e.Failed {
+		if i == shown {
+			fmt.Fprintf(&b, " and %d more", len(e.Failed)-shown)
+			break
+		}
 		if i > 0 {
 			b.WriteString(", ")
 		}
@@ -76,10 +112,56 @@ func (e *DependencyError) Error() string {
 		}
 	}
 	if len(e.Causes) > 0 {
-		fmt.Fprintf(&b, "; root cause: %v", e.Causes[0])
-		if len(e.Causes) > 1 {
-			fmt.Fprintf(&b, " (+%d others)", len(e.Causes)-1)
+		b.WriteString("; root cause: ")
+		b.WriteString(summarizeCauses(e.Causes))
+	}
+	return b.String()
+}
+
+// summarizeCauses describes root causes in one line: the first cause in
+// full, or, when every cause is a cancellation by the same thing, a count.
+func summarizeCauses(causes []error) string {
+	var by string
+	for i, c := range causes {
+		var ce *CancelledError
+		if !errors.As(c, &ce) || (i > 0 && ce.By != by) {
+			by = ""
+			break
 		}
+		if by = ce.By; by == "" {
+			by = "Close"
+		}
+	}
+	if by != "" {
+		if len(causes) == 1 {
+			return causes[0].Error()
+		}
+		return fmt.Sprintf("%s tasks cancelled by %s before they finished", Count(len(causes)), by)
+	}
+	s := causes[0].Error()
+	if len(causes) > 1 {
+		s += fmt.Sprintf(" (+%s others)", Count(len(causes)-1))
+	}
+	return s
+}
+
+// Count formats n with thousands separators (1,000,000), for messages that
+// people read.
+func Count(n int) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	}
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if neg {
+		return "-" + b.String()
 	}
 	return b.String()
 }
