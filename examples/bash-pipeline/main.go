@@ -7,6 +7,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -48,16 +49,23 @@ var (
 
 func main() {
 	parsl.Main()
-	ctx := context.Background()
-	dfk, err := parsl.Load(ctx, parsl.Config{})
-	if err != nil {
+	if err := run(context.Background()); err != nil {
 		log.Fatal(err)
 	}
-	defer dfk.Close(ctx)
+}
+
+// run is the workflow, apart from main so that its deferred Close runs
+// before log.Fatal (which skips deferred calls).
+func run(ctx context.Context) (err error) {
+	dfk, err := parsl.Load(ctx, parsl.Config{})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, dfk.Close(ctx)) }()
 
 	dir := filepath.Join(dfk.RunDir(), "data")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		log.Fatal(err)
+		return err
 	}
 	raw := parsl.NewFile(filepath.Join(dir, "numbers.txt"))
 	sorted := parsl.NewFile(filepath.Join(dir, "sorted.txt"))
@@ -69,7 +77,8 @@ func main() {
 
 	v, err := sum.Get(ctx)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	fmt.Printf("sum of %s = %d\n", sorted.Path(), v)
+	return nil
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 
@@ -19,12 +20,19 @@ var (
 
 func main() {
 	parsl.Main()
-	ctx := context.Background()
-	dfk, err := parsl.Load(ctx, parsl.Config{})
-	if err != nil {
+	if err := run(context.Background()); err != nil {
 		log.Fatal(err)
 	}
-	defer dfk.Close(ctx)
+}
+
+// run is the workflow, apart from main so that its deferred Close runs
+// before log.Fatal (which skips deferred calls).
+func run(ctx context.Context) (err error) {
+	dfk, err := parsl.Load(ctx, parsl.Config{})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, dfk.Close(ctx)) }()
 
 	top := Two.Submit(dfk)
 	left := Mul.Submit(dfk, top, parsl.Val(3))  // 2·3
@@ -32,7 +40,8 @@ func main() {
 	bottom := Mul.Submit(dfk, left, right)      // (2·3)(2·5)
 	v, err := bottom.Get(ctx)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	fmt.Printf("(2·3)·(2·5) = %d (tasks %d, %d, %d → %d)\n", v, top.TaskID(), left.TaskID(), right.TaskID(), bottom.TaskID())
+	return nil
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 
@@ -17,12 +18,20 @@ var Greet = parsl.Register1("hello.greet", func(ctx context.Context, name string
 
 func main() {
 	parsl.Main()
-	ctx := context.Background()
-	dfk, err := parsl.Load(ctx, parsl.Config{})
-	if err != nil {
+	if err := run(context.Background()); err != nil {
 		log.Fatal(err)
 	}
-	defer dfk.Close(ctx)
+}
+
+// run is the workflow. It is apart from main so that its deferred Close
+// runs before log.Fatal, which skips deferred calls: a failed task still
+// leaves a closed run (checkpoint written, monitoring marked ended).
+func run(ctx context.Context) (err error) {
+	dfk, err := parsl.Load(ctx, parsl.Config{})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, dfk.Close(ctx)) }()
 
 	var futures []*parsl.Future[string]
 	for _, n := range []string{"Ada", "Grace", "Barbara"} {
@@ -31,8 +40,9 @@ func main() {
 	for _, f := range futures {
 		msg, err := f.Get(ctx)
 		if err != nil {
-			log.Fatal(err)
+			return err
 		}
 		fmt.Println(msg)
 	}
+	return nil
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -45,33 +46,41 @@ func main() {
 	monitor := flag.Bool("monitor", false, "record the run in runinfo/monitoring.db (see it with: go run ./cmd/parsl visualize)")
 	dashboard := flag.String("dashboard", "", "serve the live dashboard at this address while the run lasts, e.g. 127.0.0.1:8080 (implies -monitor)")
 	flag.Parse()
+	if err := run(context.Background(), *tasks, *darts, *monitor, *dashboard); err != nil {
+		log.Fatal(err)
+	}
+}
 
-	ctx := context.Background()
+// run is the workflow, apart from main so that its deferred Close runs
+// before log.Fatal (which skips deferred calls): a failed run still writes
+// its checkpoint and is marked ended in the monitoring database.
+func run(ctx context.Context, tasks, darts int, monitor bool, dashboard string) (err error) {
 	start := time.Now()
 	// Progress draws a bar on a terminal and stays silent otherwise.
 	cfg := parsl.Config{Progress: true}
-	if *monitor || *dashboard != "" {
-		cfg.Monitoring = &parsl.MonitoringConfig{WorkflowName: "montecarlo", DashboardAddr: *dashboard}
+	if monitor || dashboard != "" {
+		cfg.Monitoring = &parsl.MonitoringConfig{WorkflowName: "montecarlo", DashboardAddr: dashboard}
 	}
 	dfk, err := parsl.Load(ctx, cfg)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
-	defer dfk.Close(ctx)
+	defer func() { err = errors.Join(err, dfk.Close(ctx)) }()
 	if u := dfk.DashboardURL(); u != "" {
 		fmt.Println("live dashboard:", u)
 	}
 
-	samples := make([]parsl.Arg[int], *tasks)
+	samples := make([]parsl.Arg[int], tasks)
 	for i := range samples {
-		samples[i] = Sample.Submit(dfk, parsl.Val(uint64(i)), parsl.Val(*darts))
+		samples[i] = Sample.Submit(dfk, parsl.Val(uint64(i)), parsl.Val(darts))
 	}
 	total := Sum.Submit(dfk, parsl.All(samples...))
 	in, err := total.Get(ctx)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
-	pi := 4 * float64(in) / float64(*tasks**darts)
+	pi := 4 * float64(in) / float64(tasks*darts)
 	fmt.Printf("π ≈ %.6f (error %.2e) from %d tasks × %d darts in %s\n",
-		pi, math.Abs(pi-math.Pi), *tasks, *darts, time.Since(start).Round(time.Millisecond))
+		pi, math.Abs(pi-math.Pi), tasks, darts, time.Since(start).Round(time.Millisecond))
+	return nil
 }
