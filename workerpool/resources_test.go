@@ -141,7 +141,9 @@ func TestResourceSamples(t *testing.T) {
 	}
 	if last := burn[len(burn)-1]; !sawSpin {
 		t.Logf("no reading saw the spinning shell (%d readings); not checking CPU", len(burn))
-	} else if last.UserSeconds+last.SystemSeconds < 0.05 {
+	} else if last.UserSeconds+last.SystemSeconds <= 0 {
+		// Any CPU at all: how much a 0.6 s spin gets depends on how
+		// loaded the machine is (0.04 s seen with other tests running).
 		t.Errorf("last sample of a task that spun for 0.6 s shows %.2f s of CPU: %+v", last.UserSeconds+last.SystemSeconds, last)
 	}
 
