@@ -44,7 +44,7 @@ func newBar(w io.Writer, steps int) *barProgress {
 // isTerminal asks the tty driver, because a character device such as
 // /dev/null is not a terminal.
 func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	_, err := unix.IoctlGetTermios(int(f.Fd()), ioctlGetTermios)
 	return err == nil
 }
 
