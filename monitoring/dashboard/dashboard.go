@@ -10,6 +10,13 @@
 // same server runs from `parsl visualize` over a finished run's database
 // and inside a running driver when parsl.MonitoringConfig.DashboardAddr is
 // set.
+//
+// The dashboard has no authentication, so it defends itself against the
+// pages of other sites: every response carries a Content-Security-Policy
+// that allows no inline script or style (the pages have none: colours are
+// classes, charts SVG attributes) and no framing, Listen refuses requests
+// whose Host header is not an address of the server (DNS rebinding), and
+// the live-update streams are capped (Options.MaxStreams).
 package dashboard
 
 import (
@@ -149,7 +156,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // openStream counts a new event stream of the client of r, and returns
-// the func that releases it, or "" and a reason when a limit is reached.
+// the func that releases it, or nil and the reason when a limit is
+// reached.
 func (h *Handler) openStream(r *http.Request) (release func(), refused string) {
 	client, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
