@@ -55,17 +55,19 @@ type Server struct {
 // to resolve to this address):
 //   - on a loopback address (127.0.0.1, [::1], localhost), only loopback
 //     names and addresses are accepted: localhost, *.localhost, 127.x.y.z,
-//     [::1];
+//     [::1], at any port: no other site can make a browser send those
+//     names, and an ssh tunnel (ssh -L 9000:127.0.0.1:8080) brings the
+//     port of its own end;
 //   - on a specific other address, that address, the name given in addr,
 //     this machine's host name and the names the address's reverse DNS
-//     gives (looked up once, when a Host first fails the other checks);
+//     gives (looked up once, when a Host first fails the other checks),
+//     with the port bound or none;
 //   - on all interfaces (":8080", "0.0.0.0:8080", "[::]:8080"), any Host:
 //     a server open to the network cannot know the names it is reached
 //     by, so there the check is left to the network.
 //
-// Options.AllowedHosts adds names to these. A Host with a port must give
-// the port bound; one without a port is accepted. Other requests get 421
-// Misdirected Request with a message naming the addresses accepted.
+// Options.AllowedHosts adds names to these, at any port. Other requests
+// get 421 Misdirected Request with a message naming the hosts accepted.
 func Listen(addr string, h http.Handler, o Options) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -226,6 +228,13 @@ func (p *HostPolicy) Allows(host string) bool {
 	if slices.Contains(p.allowed, name) {
 		return true // at any port: a proxy in front has its own
 	}
+	if p.loopback {
+		// Browsers resolve the localhost names to loopback themselves,
+		// never through DNS, so no other site can rebind them. Any
+		// port: a tunnel's local end has its own.
+		ip := net.ParseIP(name)
+		return ip != nil && ip.IsLoopback() || name == "localhost" || strings.HasSuffix(name, ".localhost")
+	}
 	if port != "" && port != p.port {
 		return false
 	}
@@ -233,12 +242,7 @@ func (p *HostPolicy) Allows(host string) bool {
 		return true
 	}
 	if ip := net.ParseIP(name); ip != nil {
-		return ip.Equal(p.ip) || p.loopback && ip.IsLoopback()
-	}
-	if p.loopback {
-		// Browsers resolve these names to loopback themselves, never
-		// through DNS, so no other site can rebind them.
-		return name == "localhost" || strings.HasSuffix(name, ".localhost")
+		return ip.Equal(p.ip)
 	}
 	return slices.Contains(p.reverseNames(), name)
 }
@@ -263,14 +267,12 @@ func (p *HostPolicy) String() string {
 	if p.any {
 		return "any Host"
 	}
-	var s []string
+	var out string
 	if p.loopback {
-		s = append(s, "localhost", "127.0.0.1", "[::1]")
+		out = "localhost, 127.0.0.1 or [::1] (any port)"
 	} else {
-		s = append(s, net.JoinHostPort(p.ip.String(), p.port))
+		out = strings.Join(append([]string{p.ip.String()}, p.names...), ", ") + " (port " + p.port + " or none)"
 	}
-	s = append(s, p.names...)
-	out := strings.Join(s, ", ") + " (port " + p.port + " or none)"
 	if len(p.allowed) > 0 {
 		out += " and " + strings.Join(p.allowed, ", ") + " (any port)"
 	}

@@ -21,8 +21,9 @@ func TestHostPolicy(t *testing.T) {
 		yes, no []string
 	}{
 		{"loopback", "127.0.0.1:8080", tcp("127.0.0.1"), nil,
-			[]string{"", "127.0.0.1:8080", "127.0.0.1", "127.9.9.9:8080", "localhost:8080", "LOCALHOST", "x.localhost:8080", "[::1]:8080", "[::1]", "localhost.:8080"},
-			[]string{"evil.example:8080", "evil.example", "localhost:8081", "127.0.0.1:80", "10.0.0.5:8080", "localhost.evil.example", "[::1]:1"}},
+			[]string{"", "127.0.0.1:8080", "127.0.0.1", "127.9.9.9:8080", "localhost:8080", "LOCALHOST", "x.localhost:8080", "[::1]:8080", "[::1]", "localhost.:8080",
+				"localhost:9000", "127.0.0.1:80", "[::1]:1"}, // an ssh tunnel's end
+			[]string{"evil.example:8080", "evil.example", "10.0.0.5:8080", "localhost.evil.example", "127.0.0.1.nip.io:8080", "0.0.0.0:8080"}},
 		{"loopback by name", "localhost:8080", tcp("127.0.0.1"), nil,
 			[]string{"localhost:8080", "127.0.0.1:8080"}, []string{"evil.example:8080"}},
 		{"IPv6 loopback", "[::1]:8080", tcp("::1"), nil,

@@ -214,10 +214,11 @@ type Server struct {
 // A request whose Host header is not an address of the server gets 421
 // Misdirected Request, which keeps pages of other sites from reading the
 // dashboard through DNS rebinding: on a loopback address only loopback
-// names are accepted (localhost, 127.0.0.1, [::1]), on a specific
-// address that address, this machine's host name and the address's
-// reverse-DNS names, and on all interfaces (":8080", "0.0.0.0:8080") any
-// Host. Options.AllowedHosts adds names, e.g. for a reverse proxy.
+// names are accepted (localhost, 127.0.0.1, [::1], at any port, for ssh
+// tunnels), on a specific address that address, this machine's host name
+// and the address's reverse-DNS names, and on all interfaces (":8080",
+// "0.0.0.0:8080") any Host. Options.AllowedHosts adds names, e.g. for a
+// reverse proxy.
 func Listen(addr string, h *Handler) (*Server, error) {
 	// No write timeout: event streams are long, and bound each write
 	// themselves; pages bound their own work with the request's context.

@@ -167,8 +167,8 @@ func TestHostHeader(t *testing.T) {
 		{"localhost.attacker.example:" + port, 421, 200},
 		{"127.0.0.1.nip.io:" + port, 421, 200},
 		{"192.168.1.10:" + port, 421, 200},
-		{"localhost:1", 421, 200},
-		{"[::1]:1", 421, 200},
+		{"localhost:9000", 200, 200}, // ssh -L 9000:127.0.0.1:port
+		{"[::1]:1", 200, 200},
 		{"dash.example.org", 421, 200},
 	}
 	for _, tc := range tests {
@@ -181,7 +181,7 @@ func TestHostHeader(t *testing.T) {
 				if resp.StatusCode != srv.want {
 					t.Errorf("%s with Host %q: status %d, want %d\n%.300s", srv.base, tc.host, resp.StatusCode, srv.want, body)
 				}
-				if resp.StatusCode == 421 && (!strings.Contains(body, "localhost") || !strings.Contains(body, port)) {
+				if resp.StatusCode == 421 && !strings.Contains(body, "localhost, 127.0.0.1") {
 					t.Errorf("the refusal should name the hosts accepted: %s", body)
 				}
 			}

@@ -38,10 +38,11 @@ type Server struct {
 // The endpoint has no authentication. A request whose Host header is not
 // an address of the server gets 421, which keeps web pages of other sites
 // from reading it through DNS rebinding: on a loopback address only
-// loopback names are accepted, on a specific address that address, this
-// machine's host name and the address's reverse-DNS names, and on all
-// interfaces (":9090", "0.0.0.0:9090") any Host, so a scraper that
-// reaches the server by another name needs that form.
+// loopback names are accepted (at any port, for ssh tunnels), on a
+// specific address that address, this machine's host name and the
+// address's reverse-DNS names, and on all interfaces (":9090",
+// "0.0.0.0:9090") any Host, so a scraper that reaches the server by
+// another name needs that form.
 func Listen(addr string, c *Collector) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", c.Handler())
