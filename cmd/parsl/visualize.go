@@ -21,6 +21,7 @@ import (
 // the database is shared safely in WAL mode).
 func newVisualizeCmd() *cobra.Command {
 	var db, listen string
+	var hosts []string
 	cmd := &cobra.Command{
 		Use:   "visualize [--db PATH] [--listen ADDR]",
 		Short: "Serve the monitoring dashboard of a database",
@@ -31,18 +32,21 @@ with Config.Monitoring set. Runs still in progress update live.
 
 The default database is ./runinfo/monitoring.db, where runs write it by
 default. The default address is loopback only: the dashboard has no
-authentication.`,
+authentication. Requests must name the server by its listen address in
+their Host header (a defence against DNS rebinding), unless it listens on
+all interfaces; --allow-host adds a name, e.g. that of a reverse proxy.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return visualize(cmd.Context(), cmd, db, listen)
+			return visualize(cmd.Context(), cmd, db, listen, hosts)
 		},
 	}
 	cmd.Flags().StringVar(&db, "db", "runinfo/monitoring.db", "monitoring database (SQLite) to show")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to serve on; port 0 picks a free one")
+	cmd.Flags().StringSliceVar(&hosts, "allow-host", nil, "further name the Host header may give (repeatable; * for any)")
 	return cmd
 }
 
-func visualize(ctx context.Context, cmd *cobra.Command, db, listen string) error {
+func visualize(ctx context.Context, cmd *cobra.Command, db, listen string, hosts []string) error {
 	if _, err := os.Stat(db); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("no monitoring database at %s: run a workflow with Config.Monitoring set, or give its path with --db", db)
@@ -58,7 +62,7 @@ func visualize(ctx context.Context, cmd *cobra.Command, db, listen string) error
 		defer cancel()
 		_ = st.Close(cctx)
 	}()
-	h, err := dashboard.New(dashboard.Options{Store: st})
+	h, err := dashboard.New(dashboard.Options{Store: st, AllowedHosts: hosts})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,9 +19,45 @@ import (
 	"github.com/parsl-go/parsl/monitoring/dashboard"
 )
 
+// console keeps what a page wrote to the browser's console: the tests
+// fail on a Content-Security-Policy violation or a script error, which
+// would otherwise only leave a part of a page unstyled or dead.
+type console struct {
+	mu   sync.Mutex
+	msgs []chromedp.ConsoleMessage
+}
+
+// problems returns the messages since the last call that are errors or
+// violations, but for the failed load of the page itself at errorPage (an
+// error page the test asked for).
+func (c *console) problems(errorPage string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, m := range c.msgs {
+		if errorPage != "" && m.URL == errorPage && strings.HasPrefix(m.Text, "Failed to load resource") {
+			continue
+		}
+		if m.Type == chromedp.ConsoleError || m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
+			out = append(out, m.String())
+		}
+	}
+	c.msgs = nil
+	return out
+}
+
+// check fails t for each problem the pages reported; errorPage as for
+// problems.
+func (c *console) check(t *testing.T, where, errorPage string) {
+	t.Helper()
+	for _, p := range c.problems(errorPage) {
+		t.Errorf("%s: browser console: %s", where, p)
+	}
+}
+
 // browser starts Debian's headless Chromium for a test, or skips the test
 // when PARSL_TEST_BROWSER is not 1 (.ci/run installs Chromium and sets it).
-func browser(t *testing.T) context.Context {
+func browser(t *testing.T) (context.Context, *console) {
 	t.Helper()
 	if os.Getenv("PARSL_TEST_BROWSER") != "1" {
 		t.Skip("browser test: set PARSL_TEST_BROWSER=1 with Debian's chromium installed (apt-get install chromium) to run it")
@@ -46,15 +83,31 @@ func browser(t *testing.T) context.Context {
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
+	con := &console{}
+	done := make(chan struct{})
 	t.Cleanup(func() {
 		cancelTimeout()
 		cancelCtx()
+		<-done        // the console reader ends with the context
 		cancelAlloc() // waits for the browser process to exit
 	})
 	if err := chromedp.Do(ctx); err != nil {
+		close(done)
 		t.Fatalf("starting chromium: %v", err)
 	}
-	return ctx
+	msgs := chromedp.Console(ctx)
+	go func() {
+		defer close(done)
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			con.mu.Lock()
+			con.msgs = append(con.msgs, m)
+			con.mu.Unlock()
+		}
+	}()
+	return ctx, con
 }
 
 // artifacts is where screenshots go: PARSL_TEST_ARTIFACTS, or a temporary
@@ -87,7 +140,7 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 // TestBrowserLive opens a running workflow's page in Chromium and watches
 // the counts change through server-sent events, without reloading.
 func TestBrowserLive(t *testing.T) {
-	ctx := browser(t)
+	ctx, con := browser(t)
 	dir := artifacts(t)
 	run := t.TempDir()
 	lctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -140,13 +193,19 @@ func TestBrowserLive(t *testing.T) {
 		after, _ := chromedp.Run(ctx, chromedp.Text(`#counts`))
 		t.Fatalf("the live page did not update to 51 done tasks (it showed %s before, now %q): %v", before, after, err)
 	}
+	// The bar followed the counts: done is the whole of it now.
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector('[data-part="done"]').getBBox().width > 990`,
+		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Errorf("the progress bar did not follow the counts: %v", err)
+	}
 	screenshot(t, ctx, dir, "live-2-after")
+	con.check(t, "live page", "")
 }
 
 // TestBrowserPages opens every page of a finished run in Chromium, checks
 // what each shows, and saves a screenshot of each.
 func TestBrowserPages(t *testing.T) {
-	ctx := browser(t)
+	ctx, con := browser(t)
 	dir := artifacts(t)
 	db := filepath.Join(t.TempDir(), "monitoring.db")
 	run := runWorkflow(t, db)
@@ -197,6 +256,28 @@ func TestBrowserPages(t *testing.T) {
 			if strings.Contains(p.wait, "svg") && svgs == 0 {
 				t.Errorf("%s has no chart", p.url)
 			}
+			// The colours come from colors.css by class, as the
+			// Content-Security-Policy refuses style attributes: a
+			// state badge or legend key without one is transparent.
+			unstyled, err := chromedp.Run(ctx, chromedp.Evaluate[int](`Array.from(document.querySelectorAll(".state, .key, .count")).
+				filter(function (e) { var s = getComputedStyle(e); return s.getPropertyValue("--c").trim() === "" }).length`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if unstyled > 0 {
+				t.Errorf("%s: %d state badges, keys or counts have no colour", p.url, unstyled)
+			}
+			if p.name == "02-workflow" {
+				w, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.querySelector('[data-part="done"]').getBBox().width`))
+				if err != nil || w <= 0 {
+					t.Errorf("the progress bar shows no done part (width %v, %v)", w, err)
+				}
+			}
+			errorPage := ""
+			if p.name == "11-not-found" {
+				errorPage = p.url
+			}
+			con.check(t, p.url, errorPage)
 			screenshot(t, ctx, dir, p.name)
 		})
 	}

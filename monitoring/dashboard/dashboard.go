@@ -10,6 +10,13 @@
 // same server runs from `parsl visualize` over a finished run's database
 // and inside a running driver when parsl.MonitoringConfig.DashboardAddr is
 // set.
+//
+// The dashboard has no authentication, so it defends itself against the
+// pages of other sites: every response carries a Content-Security-Policy
+// that allows no inline script or style (the pages have none: colours are
+// classes, charts SVG attributes) and no framing, Listen refuses requests
+// whose Host header is not an address of the server (DNS rebinding), and
+// the live-update streams are capped (Options.MaxStreams).
 package dashboard
 
 import (
@@ -37,7 +44,27 @@ type Options struct {
 	LiveInterval time.Duration
 	// Logger receives request errors; default slog.Default().
 	Logger *slog.Logger
+	// MaxStreams bounds the live-update streams (server-sent events) open
+	// at once, as each holds a connection and reads the database every
+	// LiveInterval; default 64. A stream asked for beyond it gets 503
+	// with Retry-After, and the page retries later.
+	MaxStreams int
+	// MaxStreamsPerClient bounds the streams of one client address
+	// (one per open page; a browser opens at most six to a server
+	// anyway); default 16. Behind a reverse proxy all clients share its
+	// address, so raise it there.
+	MaxStreamsPerClient int
+	// AllowedHosts are names, besides the listen address, that Listen's
+	// server accepts in the Host header, e.g. a reverse proxy's; "*"
+	// accepts any. See Listen.
+	AllowedHosts []string
 }
+
+// Defaults of Options.
+const (
+	DefaultMaxStreams          = 64
+	DefaultMaxStreamsPerClient = 16
+)
 
 // Handler serves the dashboard's pages. It is an http.Handler, so that it
 // can be mounted in a program's own server; Listen wraps it in one.
@@ -54,6 +81,12 @@ type Handler struct {
 	// is free.
 	mu   sync.Mutex
 	done map[string]any
+
+	// streams counts the open event streams, in all and per client
+	// address.
+	streamMu  sync.Mutex
+	streams   int
+	perClient map[string]int
 }
 
 // cacheLimit bounds the cache; it is emptied when full.
@@ -101,13 +134,56 @@ func New(opts Options) (*Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	h := &Handler{opts: opts, mux: http.NewServeMux(), quit: make(chan struct{}), done: map[string]any{}}
+	if opts.MaxStreams <= 0 {
+		opts.MaxStreams = DefaultMaxStreams
+	}
+	if opts.MaxStreamsPerClient <= 0 {
+		opts.MaxStreamsPerClient = DefaultMaxStreamsPerClient
+	}
+	h := &Handler{opts: opts, mux: http.NewServeMux(), quit: make(chan struct{}), done: map[string]any{},
+		perClient: map[string]int{}}
 	h.routes()
 	return h, nil
 }
 
-// ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. Every response carries the security
+// headers (a Content-Security-Policy that allows no inline script or
+// style, no framing, nosniff, no referrer), also when the handler is
+// mounted in another server; the Host check is Listen's.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	httpserve.SetSecurityHeaders(w.Header())
+	h.mux.ServeHTTP(w, r)
+}
+
+// openStream counts a new event stream of the client of r, and returns
+// the func that releases it, or nil and the reason when a limit is
+// reached.
+func (h *Handler) openStream(r *http.Request) (release func(), refused string) {
+	client, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		client = r.RemoteAddr
+	}
+	h.streamMu.Lock()
+	defer h.streamMu.Unlock()
+	switch {
+	case h.streams >= h.opts.MaxStreams:
+		return nil, fmt.Sprintf("The dashboard has %d live-update streams open, its limit (dashboard.Options.MaxStreams); "+
+			"the page will try again. Close other dashboard pages to free one.", h.streams)
+	case h.perClient[client] >= h.opts.MaxStreamsPerClient:
+		return nil, fmt.Sprintf("Your address %s has %d live-update streams open, its limit (dashboard.Options.MaxStreamsPerClient); "+
+			"the page will try again. Close other dashboard pages to free one.", client, h.perClient[client])
+	}
+	h.streams++
+	h.perClient[client]++
+	return func() {
+		h.streamMu.Lock()
+		defer h.streamMu.Unlock()
+		h.streams--
+		if h.perClient[client]--; h.perClient[client] == 0 {
+			delete(h.perClient, client)
+		}
+	}, ""
+}
 
 // stop ends the open event streams.
 func (h *Handler) stop() { h.quitOnce.Do(func() { close(h.quit) }) }
@@ -134,12 +210,21 @@ type Server struct {
 // Listen binds addr ("host:port"; port 0 picks a free port) for h. The
 // dashboard has no authentication: give a loopback address unless the
 // pages may be seen by the network.
+//
+// A request whose Host header is not an address of the server gets 421
+// Misdirected Request, which keeps pages of other sites from reading the
+// dashboard through DNS rebinding: on a loopback address only loopback
+// names are accepted (localhost, 127.0.0.1, [::1], at any port, for ssh
+// tunnels), on a specific address that address, this machine's host name
+// and the address's reverse-DNS names, and on all interfaces (":8080",
+// "0.0.0.0:8080") any Host. Options.AllowedHosts adds names, e.g. for a
+// reverse proxy.
 func Listen(addr string, h *Handler) (*Server, error) {
-	// No write timeout: event streams are long; pages bound their own
-	// work with the request's context. Close ends the streams first,
-	// which would otherwise hold a graceful shutdown until their clients
-	// leave.
-	s, err := httpserve.Listen(addr, h, 0, h.stop)
+	// No write timeout: event streams are long, and bound each write
+	// themselves; pages bound their own work with the request's context.
+	// Close ends the streams first, which would otherwise hold a graceful
+	// shutdown until their clients leave.
+	s, err := httpserve.Listen(addr, h, httpserve.Options{Before: h.stop, AllowedHosts: h.opts.AllowedHosts})
 	if err != nil {
 		return nil, &ListenError{Addr: addr, Err: err}
 	}

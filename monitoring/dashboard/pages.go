@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -22,10 +23,9 @@ import (
 var assets embed.FS
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
-	"stateColor": stateColor,
+	"stateClass": stateClass,
 	"fmtTime":    fmtTime,
 	"dur":        fmtDur,
-	"pct":        func(n, total int64) string { return fmt.Sprintf("%.2f", 100*float64(n)/math.Max(1, float64(total))) },
 	"add":        func(a, b int) int { return a + b },
 	"bytes":      fmtBytes,
 	"bytesi":     func(v int64) string { return fmtBytes(float64(v)) },
@@ -35,13 +35,22 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 const (
 	tasksPerPage = 100
 	ganttPerPage = 200
-	dagDetail    = 300    // tasks up to which the DAG also draws every task
-	sampleLimit  = 50_000 // resource samples read for the charts
-	tryLimit     = 10_000 // tries read for the utilisation chart
+	// maxPage keeps page × page size far from overflowing an int (also
+	// a 32-bit one) on its way to SQL: 10 million pages of 200 tasks
+	// is two billion tasks. A page past the last one is refused after
+	// the count, with the number of pages.
+	maxPage     = 10_000_000
+	dagDetail   = 300    // tasks up to which the DAG also draws every task
+	sampleLimit = 50_000 // resource samples read for the charts
+	tryLimit    = 10_000 // tries read for the utilisation chart
 )
 
 func (h *Handler) routes() {
 	h.mux.Handle("GET /static/", http.FileServerFS(assets))
+	h.mux.HandleFunc("GET /static/colors.css", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+		_, _ = io.WriteString(w, colorsCSS)
+	})
 	h.mux.HandleFunc("GET /{$}", h.workflows)
 	h.mux.HandleFunc("GET /workflow/{run}/{$}", h.workflow)
 	h.mux.HandleFunc("GET /workflow/{run}/tasks", h.tasks)
@@ -91,7 +100,9 @@ type errorPage struct {
 // fail renders an error page: 404 for what does not exist, 400 for bad
 // parameters, 500 for a database error (logged).
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
-	if code >= 500 {
+	// 503 is a refused event stream: a flood of them must not flood the
+	// log too.
+	if code >= 500 && code != http.StatusServiceUnavailable {
 		h.opts.Logger.Error("dashboard: request failed", "path", r.URL.Path, "err", msg)
 	}
 	var buf bytes.Buffer
@@ -121,14 +132,16 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request) (store.WorkflowInf
 	return wf, true
 }
 
-func intParam(r *http.Request, name string, def, lo int) (int, error) {
+// intParam reads the whole number parameter name, def when absent; one
+// that is not a number from lo to hi is an error that says so.
+func intParam(r *http.Request, name string, def, lo, hi int) (int, error) {
 	v := r.URL.Query().Get(name)
 	if v == "" {
 		return def, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < lo {
-		return 0, fmt.Errorf("parameter %s=%q: want a whole number of at least %d", name, v, lo)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("parameter %s=%q: want a whole number from %d to %d", name, v, lo, hi)
 	}
 	return n, nil
 }
@@ -163,6 +176,7 @@ type workflowPage struct {
 	Total    int64
 	Counts   []stateCount
 	Progress []stateCount // done, failed, running, waiting, for the bar
+	Bar      []barPart    // the same, placed on the bar
 	Apps     []store.AppSummary
 	States   []string // states present, in display order
 }
@@ -209,6 +223,28 @@ func progress(m map[string]int64) []stateCount {
 	return []stateCount{{"done", done}, {"failed", failed}, {"running", running}, {"waiting", waiting}}
 }
 
+// barWidth is the width of the progress bar's viewBox: the parts are
+// placed in it by attributes, as a style attribute would be refused by
+// the Content-Security-Policy. dashboard.js places them the same way.
+const barWidth = 1000
+
+// barPart is one part of the progress bar.
+type barPart struct {
+	stateCount
+	X, W string
+}
+
+func progressBar(parts []stateCount, total int64) []barPart {
+	out := make([]barPart, len(parts))
+	x := 0.0
+	for i, p := range parts {
+		w := barWidth * float64(p.N) / math.Max(1, float64(total))
+		out[i] = barPart{p, fmt.Sprintf("%.2f", x), fmt.Sprintf("%.2f", w)}
+		x += w
+	}
+	return out
+}
+
 func (h *Handler) workflow(w http.ResponseWriter, r *http.Request) {
 	wf, ok := h.run(w, r)
 	if !ok {
@@ -235,6 +271,7 @@ func (h *Handler) workflow(w http.ResponseWriter, r *http.Request) {
 		p.Total += c.N
 		p.States = append(p.States, c.State)
 	}
+	p.Bar = progressBar(p.Progress, p.Total)
 	h.render(w, r, "workflow.html", p)
 }
 
@@ -314,7 +351,7 @@ type listPage struct {
 func (h *Handler) listPage(w http.ResponseWriter, r *http.Request, run string, perPage int) (listPage, bool) {
 	var lp listPage
 	var err error
-	if lp.page, err = intParam(r, "page", 1, 1); err != nil {
+	if lp.page, err = intParam(r, "page", 1, 1, maxPage); err != nil {
 		h.fail(w, r, http.StatusBadRequest, err.Error())
 		return lp, false
 	}
@@ -324,6 +361,12 @@ func (h *Handler) listPage(w http.ResponseWriter, r *http.Request, run string, p
 	}
 	if lp.tasks, err = h.opts.Store.Tasks(r.Context(), run, lp.filter, lp.page-1, perPage); err != nil {
 		h.fail(w, r, http.StatusInternalServerError, err.Error())
+		return lp, false
+	}
+	// Page 1 of nothing is an empty list, not an error.
+	if pages := lp.view(perPage).Pages; lp.page > pages {
+		h.fail(w, r, http.StatusBadRequest, fmt.Sprintf("parameter page=%d: there are %d pages of %d tasks (%d tasks match); "+
+			"ask for page 1 to %d", lp.page, pages, perPage, lp.tasks.Total, pages))
 		return lp, false
 	}
 	return lp, true
@@ -470,13 +513,13 @@ func (h *Handler) dag(w http.ResponseWriter, r *http.Request) {
 	}
 	legend := make([]legendItem, len(d.Groups))
 	for i, g := range d.Groups {
-		legend[i] = legendItem{Name: g.Name, Color: groupColor(group, g.Name, i)}
+		legend[i] = legendItem{Name: g.Name, Class: groupClass(group, g.Name, i)}
 	}
 	h.render(w, r, "dag.html", dagPage{base: base{Title: "DAG · " + title(wf), Run: &wf, Tab: "dag", Live: wf.Running()},
 		Legend: legend, Group: group, Chart: dagChart(d, group), Detail: dagDetailChart(wf.RunID, d, group), Groups: d.Groups, Edges: d.Edges, Stride: d.Stride})
 }
 
-type legendItem struct{ Name, Color string }
+type legendItem struct{ Name, Class string }
 
 // ---- resources ----
 
@@ -526,6 +569,14 @@ func (h *Handler) resources(w http.ResponseWriter, r *http.Request) {
 
 // ---- live updates ----
 
+const (
+	// streamWriteTimeout is how long one event may take to reach a
+	// client before its stream is dropped.
+	streamWriteTimeout = 30 * time.Second
+	// streamRetry is the Retry-After of a refused stream.
+	streamRetry = 10 * time.Second
+)
+
 // liveState is the payload of an event: what the workflow page shows.
 type liveState struct {
 	Counts   map[string]int64 `json:"counts"`
@@ -541,7 +592,20 @@ func (s stateCount) MarshalJSON() ([]byte, error) {
 // events streams a workflow's counts as server-sent events, one "counts"
 // event when they change (and at least every 15 s, which keeps proxies from
 // closing the stream), and a "done" event when the workflow has ended.
+//
+// Streams are counted against Options.MaxStreams and MaxStreamsPerClient
+// before anything is read; beyond them the answer is 503 with Retry-After.
+// A stream ends, and frees its slot, when its client goes (the request's
+// context), when the server closes, or when a write stalls for
+// streamWriteTimeout (a client that stopped reading).
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
+	release, refused := h.openStream(r)
+	if release == nil {
+		w.Header().Set("Retry-After", strconv.Itoa(int(streamRetry/time.Second)))
+		h.fail(w, r, http.StatusServiceUnavailable, refused)
+		return
+	}
+	defer release()
 	wf, ok := h.run(w, r)
 	if !ok {
 		return
@@ -551,6 +615,10 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	// The server has no write timeout (streams are long), so each write
+	// bounds itself; a server that cannot set deadlines (a recorder in
+	// a test) just goes without.
+	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)) }
 	tick := time.NewTicker(h.opts.LiveInterval)
 	defer tick.Stop()
 	var last []byte
@@ -573,6 +641,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		}
 		b, _ := json.Marshal(st)
 		if !bytes.Equal(b, last) || time.Since(lastSent) > 15*time.Second {
+			deadline()
 			if _, err := fmt.Fprintf(w, "event: counts\ndata: %s\n\n", b); err != nil {
 				return
 			}
@@ -582,6 +651,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 			last, lastSent = b, time.Now()
 		}
 		if !st.Running {
+			deadline()
 			fmt.Fprint(w, "event: done\ndata: {}\n\n")
 			_ = rc.Flush()
 			return

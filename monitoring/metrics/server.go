@@ -34,10 +34,19 @@ type Server struct {
 
 // Listen binds addr ("host:port"; port 0 picks a free one) for c's
 // metrics. It does not serve until Serve is called.
+//
+// The endpoint has no authentication. A request whose Host header is not
+// an address of the server gets 421, which keeps web pages of other sites
+// from reading it through DNS rebinding: on a loopback address only
+// loopback names are accepted (at any port, for ssh tunnels), on a
+// specific address that address, this machine's host name and the
+// address's reverse-DNS names, and on all interfaces (":9090",
+// "0.0.0.0:9090") any Host, so a scraper that reaches the server by
+// another name needs that form.
 func Listen(addr string, c *Collector) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", c.Handler())
-	s, err := httpserve.Listen(addr, mux, 30*time.Second, nil)
+	s, err := httpserve.Listen(addr, mux, httpserve.Options{WriteTimeout: 30 * time.Second})
 	if err != nil {
 		return nil, &ListenError{Addr: addr, Err: err}
 	}

@@ -24,7 +24,9 @@
       if (el) { el.textContent = st.counts[s]; return; }
       // A state not on the page yet: add its box.
       var a = document.createElement("a");
-      a.className = "count"; a.href = "tasks?state=" + encodeURIComponent(s);
+      // The colour is a class of colors.css (the Content-Security-Policy
+      // refuses style attributes); a state it lacks takes the default.
+      a.className = "count" + (/^[a-z_]+$/.test(s) ? " c-" + s : ""); a.href = "tasks?state=" + encodeURIComponent(s);
       a.innerHTML = '<span class="n"></span><span class="s"></span>';
       a.firstChild.dataset.count = s; a.firstChild.textContent = st.counts[s];
       a.lastChild.textContent = s;
@@ -34,9 +36,19 @@
     counts.querySelectorAll("[data-count]").forEach(function (el) {
       if (!(el.dataset.count in st.counts)) el.textContent = "0";
     });
+    // The bar is an SVG of width 1000 (as pages.go draws it): each part
+    // starts where the one before ends.
+    var x = 0;
     st.progress.forEach(function (p) {
+      var w = 1000 * p.n / Math.max(1, st.total);
       var part = document.querySelector('[data-part="' + p.state + '"]');
-      if (part) part.style.width = (100 * p.n / Math.max(1, st.total)) + "%";
+      if (part) {
+        part.setAttribute("x", x.toFixed(2));
+        part.setAttribute("width", w.toFixed(2));
+        var tip = part.querySelector("title");
+        if (tip) tip.textContent = p.state + ": " + p.n;
+      }
+      x += w;
       setText('[data-part-count="' + p.state + '"]', p.n);
     });
     setText("#total", st.total);
@@ -55,22 +67,34 @@
     }, wait);
   }
 
-  var es = new EventSource("/workflow/" + encodeURIComponent(run) + "/events");
-  es.addEventListener("counts", function (e) {
+  var es;
+  function onCounts(e) {
     var st = JSON.parse(e.data);
     if (live) { live.classList.remove("stale"); live.title = "updated " + new Date().toLocaleTimeString(); }
     body.dataset.updates = String(Number(body.dataset.updates || 0) + 1);
     if (summary) updateSummary(st);
     else if (last !== null && last !== e.data) reload();
     last = e.data;
-  });
-  es.addEventListener("done", function () {
+  }
+  function onDone() {
     es.close();
     var badge = document.getElementById("runstatus");
     if (badge) { badge.textContent = "Completed"; badge.className = "badge completed"; }
     if (live) live.remove();
     body.dataset.done = "1";
     if (!summary) reload();
-  });
-  es.onerror = function () { if (live) live.classList.add("stale"); };
+  }
+  function connect() {
+    es = new EventSource("/workflow/" + encodeURIComponent(run) + "/events");
+    es.addEventListener("counts", onCounts);
+    es.addEventListener("done", onDone);
+    es.onerror = function () {
+      if (live) live.classList.add("stale");
+      // The browser retries a dropped stream itself, but not one the
+      // server refused (503 when too many streams are open): try again
+      // later, as its Retry-After asks.
+      if (es.readyState === EventSource.CLOSED && !body.dataset.done) setTimeout(connect, 10000);
+    };
+  }
+  connect();
 })();
