@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -199,8 +200,18 @@ func jobPid(t *testing.T, job string) int {
 // as failed, and start a replacement, so that every task completes, each
 // delivered exactly once.
 func TestStoppedPoolReplaced(t *testing.T) {
+	for _, mode := range []string{htex.InterchangeInProcess, htex.InterchangeProcess} {
+		name := mode
+		if name == "" {
+			name = "in-process"
+		}
+		t.Run(name, func(t *testing.T) { testStoppedPoolReplaced(t, mode) })
+	}
+}
+
+func testStoppedPoolReplaced(t *testing.T, mode string) {
 	prov := local.New(local.Options{})
-	ex := htex.New(htex.Options{InitBlocks: 1, MinBlocks: 0, MaxBlocks: 1, MaxWorkersPerNode: 2, Prefetch: 32,
+	ex := htex.New(htex.Options{InitBlocks: 1, MinBlocks: 0, MaxBlocks: 1, MaxWorkersPerNode: 2, Prefetch: 32, Interchange: mode,
 		HeartbeatPeriod: 100 * time.Millisecond, HeartbeatThreshold: time.Second, Provider: prov, NoResourceMonitoring: true})
 	mon := &blockRows{}
 	startDirect(t, ex, mon)
@@ -337,4 +348,36 @@ func TestStoppedPoolOfFourReplaced(t *testing.T) {
 	s.mu.Unlock()
 	waitFor(t, 10*time.Second, "the stopped pool process killed", func() bool { return gone(pid) })
 	t.Logf("capacity back to 4 blocks %s after the stop; blocks %v", took.Round(time.Millisecond), ex.JobIDs())
+}
+
+// TestStoppedPoolStrategyNone: with strategy "none" nothing replaces a
+// block, so when the only block's pool is lost the executor goes bad:
+// the tasks it held fail with an ExecutorError that says why, instead of
+// waiting for ever, and the stopped process is killed.
+func TestStoppedPoolStrategyNone(t *testing.T) {
+	dfk, ex := loadScaling(t, htex.Options{InitBlocks: 1, MaxBlocks: 1, MaxWorkersPerNode: 1, HeartbeatThreshold: time.Second},
+		parsl.Config{Strategy: "none", StrategyPeriod: 100 * time.Millisecond, Retries: 2})
+	fs := make([]*parsl.Future[int], 50)
+	for i := range fs {
+		fs[i] = nap.Submit(dfk, parsl.Val(50))
+	}
+	ctx := ctxT(t, 60*time.Second)
+	if _, err := fs[0].Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pid := jobPid(t, ex.JobIDs()[0])
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	_, err := fs[len(fs)-1].Get(ctx)
+	var be *htex.BadStateError
+	if !errors.As(err, &be) || !strings.Contains(err.Error(), "its pools were lost") {
+		t.Fatalf("last task: %v; want an ExecutorError wrapping a BadStateError saying the pools were lost", err)
+	}
+	waitFor(t, 10*time.Second, "the stopped pool process killed", func() bool { return gone(pid) })
+	if n := len(ex.JobIDs()); n != 1 {
+		t.Fatalf("%d blocks started with strategy none, want 1", n)
+	}
+	t.Logf("last task: %v", err)
 }
