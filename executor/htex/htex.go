@@ -164,11 +164,10 @@ type block struct {
 	scaledIn bool // ScaleIn removes it: neither capacity nor a failure
 	ended    bool // the provider reported a terminal state, or its pools were lost
 	final    provider.JobStatus
-	// lost is set when the block's pools were lost while it still ran
-	// (silent past the heartbeat threshold, or their connections
-	// broke): it is no longer capacity, and cancelDue asks watchBlocks
-	// to cancel its job, which may still hold a stopped or hung process.
-	lost      bool
+	// cancelDue: the block's pools were lost while it still ran (silent
+	// past the heartbeat threshold, or their connections broke), so it
+	// is ended (final FAILED) and watchBlocks is to cancel its job, which
+	// may still hold a stopped or hung process.
 	cancelDue bool
 }
 
@@ -922,7 +921,7 @@ func (e *Executor) blockLostLocked(id string) *block {
 	default:
 	}
 	delete(e.lossy, id)
-	b.lost, b.cancelDue, b.ended = true, true, true
+	b.cancelDue, b.ended = true, true
 	b.final = provider.JobStatus{JobID: b.job, State: provider.Failed, ExitCode: -1,
 		Message:    "its pools were lost (" + why + "); the block was cancelled",
 		StderrPath: filepath.Join(e.dir, "block-"+id+".err")}
@@ -1090,6 +1089,15 @@ func (e *Executor) cancelLost() {
 	e.loop.Poke()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Shutdown need not wait for a slow scheduler here: stopAll cancels
+	// every job itself.
+	go func() {
+		select {
+		case <-e.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	if err := e.prov.Cancel(ctx, jobs); err != nil {
 		e.log.Error("htex: cancelling blocks whose pools were lost failed; their jobs may still run", "blocks", ids, "jobs", jobs, "err", err)
 		return

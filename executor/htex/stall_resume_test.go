@@ -11,10 +11,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parsl-go/parsl"
 	"github.com/parsl-go/parsl/executor"
 	"github.com/parsl-go/parsl/executor/htex"
 	"github.com/parsl-go/parsl/provider/local"
 )
+
+// mark records in dir that task id started in this process, waits ms
+// (or until cancelled) and records that it ended: the side effects a
+// stalled pool must not repeat once its tasks were given to another.
+// It is run through the executor by name (htextest.mark).
+var _ = parsl.Register3("htextest.mark", func(ctx context.Context, dir string, id, ms int) (int, error) {
+	pid := os.Getpid()
+	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("start-%d-%d", id, pid)), nil, 0o644); err != nil {
+		return 0, err
+	}
+	select {
+	case <-time.After(time.Duration(ms) * time.Millisecond):
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("end-%d-%d", id, pid)), nil, 0o644); err != nil {
+		return 0, err
+	}
+	return id, nil
+})
 
 // holdingProvider is a local provider whose Cancel of held jobs waits
 // until release: a batch system slow to kill a job, so that a stopped pool

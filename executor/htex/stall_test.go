@@ -24,25 +24,6 @@ import (
 	"github.com/parsl-go/parsl/provider/local"
 )
 
-// mark records in dir that task id started in this process, waits ms
-// (or until cancelled) and records that it ended: the side effects a
-// stalled pool must not repeat once its tasks were given to another.
-var mark = parsl.Register3("htextest.mark", func(ctx context.Context, dir string, id, ms int) (int, error) {
-	pid := os.Getpid()
-	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("start-%d-%d", id, pid)), nil, 0o644); err != nil {
-		return 0, err
-	}
-	select {
-	case <-time.After(time.Duration(ms) * time.Millisecond):
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("end-%d-%d", id, pid)), nil, 0o644); err != nil {
-		return 0, err
-	}
-	return id, nil
-})
-
 // countingSink plays the kernel for tests that drive the executor
 // directly: it retries a try lost with its manager (as Config.Retries
 // does) and counts every outcome per task, so that a result delivered
@@ -55,13 +36,14 @@ type countingSink struct {
 	results   map[int64]int // successful outcomes per task
 	finals    map[int64]int // final outcomes (success or error) per task
 	lostTries int
+	lastAt    map[int64]time.Time // when each task's final outcome came
 	errs      []error
 	left      int
 	allDone   chan struct{}
 }
 
 func newCountingSink(ex *htex.Executor, n int, want func(int64) any) *countingSink {
-	return &countingSink{ex: ex, want: want, results: map[int64]int{}, finals: map[int64]int{}, left: n, allDone: make(chan struct{})}
+	return &countingSink{ex: ex, want: want, results: map[int64]int{}, finals: map[int64]int{}, lastAt: map[int64]time.Time{}, left: n, allDone: make(chan struct{})}
 }
 
 func (s *countingSink) TaskDone(t *executor.Task, res any, err error) {
@@ -89,6 +71,7 @@ func (s *countingSink) TaskDone(t *executor.Task, res any, err error) {
 		s.errs = append(s.errs, fmt.Errorf("task %d try %d: %w", t.ID, t.Try, err))
 	}
 	s.finals[t.ID]++
+	s.lastAt[t.ID] = time.Now()
 	if s.finals[t.ID] == 1 {
 		s.left--
 		if s.left == 0 {
@@ -217,14 +200,38 @@ func testStoppedPoolReplaced(t *testing.T, mode string) {
 	startDirect(t, ex, mon)
 	app := lookupApp(t, "htextest.double")
 	const n = 20000
-	s := newCountingSink(ex, n, func(id int64) any { return int(2 * id) })
+	// Besides the short tasks, one long one (ID n) that is surely running
+	// when the pool is stopped, so that a try is lost however fast the
+	// short ones go.
+	const long = 4000
+	s := newCountingSink(ex, n+1, func(id int64) any {
+		if id == n {
+			return long
+		}
+		return int(2 * id)
+	})
 	opts := &executor.Options{}
-	for i := range n {
-		if err := ex.Submit(&executor.Task{ID: int64(i), App: app, Args: []any{i}, Opts: opts, Sink: s}); err != nil {
-			t.Fatal(err)
+	if err := ex.Submit(&executor.Task{ID: n, App: lookupApp(t, "htextest.nap"), Args: []any{long}, Opts: opts, Sink: s}); err != nil {
+		t.Fatal(err)
+	}
+	submit := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := ex.Submit(&executor.Task{ID: int64(i), App: app, Args: []any{i}, Opts: opts, Sink: s}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	// Half the tasks first, and the other half just before the stop, so
+	// that the pool is stopped with its hands full however fast it is.
+	submit(0, n/2)
 	waitFor(t, 30*time.Second, "1,000 results before the stop", func() bool { return s.delivered() >= 1000 })
+	submit(n/2, n)
+	s.mu.Lock()
+	longDone := s.finals[n] > 0
+	s.mu.Unlock()
+	if longDone {
+		t.Fatalf("the %d ms task ended before the stop: the machine is too slow for this test", long)
+	}
 	jobs := ex.JobIDs()
 	if len(jobs) != 1 {
 		t.Fatalf("blocks %v, want one", jobs)
@@ -240,10 +247,10 @@ func testStoppedPoolReplaced(t *testing.T, mode string) {
 	case <-s.allDone:
 	case <-time.After(60 * time.Second):
 		s.mu.Lock()
-		missing := n - len(s.finals)
+		missing := n + 1 - len(s.finals)
 		s.mu.Unlock()
 		t.Fatalf("%d of %d tasks never finished within 60 s of the stop (%d delivered before it); blocks %v, managers %d",
-			missing, n, atStop, ex.JobIDs(), len(ex.Managers()))
+			missing, n+1, atStop, ex.JobIDs(), len(ex.Managers()))
 	}
 	took := time.Since(stopped)
 	s.mu.Lock()
@@ -256,6 +263,12 @@ func testStoppedPoolReplaced(t *testing.T, mode string) {
 		t.Errorf("errors: %v", s.errs)
 	}
 	lost := s.lostTries
+	var shortDone time.Time
+	for id, at := range s.lastAt {
+		if id != n && at.After(shortDone) {
+			shortDone = at
+		}
+	}
 	s.mu.Unlock()
 	if lost == 0 {
 		t.Errorf("no try was lost with the stopped pool; the test did not stop it mid-run")
@@ -273,8 +286,8 @@ func testStoppedPoolReplaced(t *testing.T, mode string) {
 		st := mon.states("0")
 		return len(st) > 0 && st[len(st)-1] == provider.Failed.String()
 	})
-	t.Logf("all %d tasks in %s after the stop (%d delivered before it, %d tries lost); blocks %v, block 0 %v, block 1 %v",
-		n, took.Round(time.Millisecond), atStop, lost, all, mon.states("0"), mon.states("1"))
+	t.Logf("all %d short tasks done %s after the stop, the long one (rerun) %s after (%d delivered before the stop, %d tries lost); blocks %v, block 0 %v, block 1 %v",
+		n, shortDone.Sub(stopped).Round(time.Millisecond), took.Round(time.Millisecond), atStop, lost, all, mon.states("0"), mon.states("1"))
 }
 
 // TestStoppedPoolOfFourReplaced: with four blocks, one stopped pool is
