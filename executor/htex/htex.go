@@ -8,6 +8,15 @@
 // carries the app's registered name and its CBOR-encoded arguments, and the
 // handshake refuses a pool whose build or app registry differs from the
 // driver's.
+//
+// A pool that goes silent for Options.HeartbeatThreshold (stopped, hung,
+// cut off) is dropped and its tasks fail with a retryable
+// ManagerLostError. Pools never reconnect, so once every pool of a block
+// is lost the block is failed, its job cancelled through the provider
+// (the stopped process killed, the batch job cancelled) and the scaling
+// strategy starts a replacement within MaxBlocks. A pool that wakes after
+// its drop starts none of the tasks it still held and exits; its late
+// results are ignored.
 package htex
 
 import (
@@ -1071,8 +1080,9 @@ func (e *Executor) watchBlocks() {
 
 // cancelLost cancels, through the provider, the jobs of blocks whose pools
 // were lost (blockLostLocked), after asking the strategy for their
-// replacement. The local provider kills a stopped process (SIGKILL after
-// its grace); a batch provider cancels the job (scancel).
+// replacement. The local provider kills the block's process group (at
+// once when the process is stopped); a batch provider cancels the job
+// (scancel).
 func (e *Executor) cancelLost() {
 	e.mu.Lock()
 	var ids, jobs []string
