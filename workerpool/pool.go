@@ -114,6 +114,13 @@ type pool struct {
 	received    atomic.Int64
 	// lastContact is the UnixNano of the last frame from the interchange.
 	lastContact atomic.Int64
+	// lastTick is the UnixNano of the control loop's last tick. A gap
+	// longer than frozenAfter means the process was stopped (SIGSTOP) or
+	// starved long enough for the interchange to drop it and give its
+	// tasks to other pools: workers then start nothing more, and the
+	// loop stops the pool, whatever frames were still buffered.
+	lastTick    atomic.Int64
+	frozenAfter time.Duration
 
 	out outbox
 	// mon samples running tasks' resources; nil unless the configuration
@@ -222,6 +229,10 @@ func Serve(ctx context.Context, cfg wire.PoolConfig, opts Options) error {
 
 	period := firstPositive(cfg.HeartbeatPeriod, welcome.HeartbeatPeriod, DefaultHeartbeatPeriod)
 	threshold = firstPositive(cfg.HeartbeatThreshold, welcome.HeartbeatThreshold, DefaultHeartbeatThreshold)
+	// The interchange's threshold decides the drop, and it counts from
+	// our last heartbeat, up to a period before the freeze.
+	ixThreshold := firstPositive(welcome.HeartbeatThreshold, threshold)
+	p.frozenAfter = max(ixThreshold-period, ixThreshold/2)
 	log.Info("joined the interchange", "address", conn.RemoteAddr().String(), "heartbeat_period", period, "heartbeat_threshold", threshold)
 	return p.run(ctx, start, period, threshold, opts.Drain)
 }
@@ -243,6 +254,7 @@ func (p *pool) run(ctx context.Context, start time.Time, period, threshold time.
 	p.out.init()
 	p.runCtx, p.cancelRun = context.WithCancel(context.WithoutCancel(ctx))
 	p.lastContact.Store(time.Now().UnixNano())
+	p.lastTick.Store(time.Now().UnixNano())
 
 	var wg sync.WaitGroup
 	for i := range p.workers {
@@ -343,7 +355,16 @@ func (p *pool) run(ctx context.Context, start time.Time, period, threshold time.
 			drainCh = nil
 			byOperator = true
 			startDrain("signal")
-		case now := <-ticker.C:
+		case <-ticker.C:
+			// Not the tick's own time: after a SIGCONT it is from before
+			// the stop.
+			now := time.Now()
+			if gap := now.Sub(time.Unix(0, p.lastTick.Load())); p.frozenAfter > 0 && gap > p.frozenAfter {
+				p.log.Error("this pool was frozen past the heartbeat threshold; its tasks were given to other pools; stopping", "frozen", gap, "threshold", threshold)
+				return fmt.Errorf("%w: this pool was frozen for %s (stopped, or starved of CPU), long enough for the interchange to drop it and give its tasks to other pools",
+					ErrInterchangeLost, gap.Round(time.Millisecond))
+			}
+			p.lastTick.Store(now.UnixNano())
 			if now.Sub(lastBeat) >= period-tick/2 {
 				lastBeat = now
 				p.out.post(func(o *outbox) { o.heartbeat = true })
@@ -453,7 +474,9 @@ func (p *pool) next() (wire.Task, bool) {
 		p.qcond.Wait()
 		p.idle--
 	}
-	if p.closed {
+	if p.closed || p.frozen() {
+		// A frozen pool's tasks may already run elsewhere; the control
+		// loop stops the pool on its next tick.
 		return wire.Task{}, false
 	}
 	b := p.batches[0]
@@ -468,6 +491,12 @@ func (p *pool) next() (wire.Task, bool) {
 		}
 	}
 	return t, true
+}
+
+// frozen reports whether the control loop has not ticked for longer than
+// frozenAfter (see lastTick).
+func (p *pool) frozen() bool {
+	return p.frozenAfter > 0 && time.Since(time.Unix(0, p.lastTick.Load())) > p.frozenAfter
 }
 
 func (p *pool) work(i int) {

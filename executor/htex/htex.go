@@ -8,6 +8,15 @@
 // carries the app's registered name and its CBOR-encoded arguments, and the
 // handshake refuses a pool whose build or app registry differs from the
 // driver's.
+//
+// A pool that goes silent for Options.HeartbeatThreshold (stopped, hung,
+// cut off) is dropped and its tasks fail with a retryable
+// ManagerLostError. Pools never reconnect, so once every pool of a block
+// is lost the block is failed, its job cancelled through the provider
+// (the stopped process killed, the batch job cancelled) and the scaling
+// strategy starts a replacement within MaxBlocks. A pool that wakes after
+// its drop starts none of the tasks it still held and exits; its late
+// results are ignored.
 package htex
 
 import (
@@ -162,8 +171,13 @@ type block struct {
 	job      string
 	started  time.Time
 	scaledIn bool // ScaleIn removes it: neither capacity nor a failure
-	ended    bool // the provider reported a terminal state
+	ended    bool // the provider reported a terminal state, or its pools were lost
 	final    provider.JobStatus
+	// cancelDue: the block's pools were lost while it still ran (silent
+	// past the heartbeat threshold, or their connections broke), so it
+	// is ended (final FAILED) and watchBlocks is to cancel its job, which
+	// may still hold a stopped or hung process.
+	cancelDue bool
 }
 
 // maxFailures bounds the failures remembered for the strategy.
@@ -209,6 +223,8 @@ type Executor struct {
 	nextBlock int
 	failures  []scaling.Failure // blocks that ended without ever joining
 	joined    map[string]bool   // blocks whose pool ever registered
+	live      map[string]int    // connected managers per block
+	lossy     map[string]string // blocks that lost a manager not draining → why
 	refused   int
 	launched  int
 	connected int
@@ -302,7 +318,7 @@ func New(opts Options) *Executor {
 	if opts.Launcher == nil {
 		opts.Launcher = defaultLauncher
 	}
-	e := &Executor{opts: opts, blocks: map[string]*block{}, joined: map[string]bool{}, quit: make(chan struct{}),
+	e := &Executor{opts: opts, blocks: map[string]*block{}, joined: map[string]bool{}, live: map[string]int{}, lossy: map[string]string{}, quit: make(chan struct{}),
 		blockStates: map[string]provider.JobState{}, nodes: map[string]nodeEntry{}}
 	for i := range e.shards {
 		e.shards[i].m = map[int64]entry{}
@@ -868,14 +884,57 @@ func (e *Executor) deliver(rs []wire.Result, from interchange.ManagerInfo) {
 
 func (e *Executor) onManager(m interchange.ManagerInfo, gone bool, reason string) {
 	e.mu.Lock()
+	var lost *block
 	if gone {
 		e.connected--
+		e.live[m.BlockID]--
+		if !m.Draining {
+			// Neither drained nor told to leave: lost, with its tasks.
+			e.lossy[m.BlockID] = reason
+		}
+		if e.live[m.BlockID] <= 0 {
+			delete(e.live, m.BlockID)
+			lost = e.blockLostLocked(m.BlockID)
+		}
 	} else {
 		e.connected++
 		e.joined[m.BlockID] = true
+		e.live[m.BlockID]++
 	}
 	e.mu.Unlock()
 	e.monitorManager(m, gone)
+	if lost != nil {
+		e.log.Warn("htex: every pool of a block was lost; cancelling the block so that the strategy replaces it",
+			"block", m.BlockID, "job", lost.job, "reason", lost.final.Message)
+		e.monitorBlock(m.BlockID, lost.job, provider.Failed)
+	}
+}
+
+// blockLostLocked marks block id lost when its last manager has gone and
+// one of its managers went without draining. Pools never reconnect, so
+// such a block gives no more capacity, yet its job may run on for ever: a
+// stopped (SIGSTOP) or hung pool is dropped at the heartbeat threshold
+// while its process lives. The block is then failed, no longer counted
+// by the strategy (which replaces it within max_blocks), and its job is
+// cancelled by watchBlocks. Blocks being scaled in, already ended, or lost
+// during Shutdown are left alone. Needs e.mu; returns the block or nil.
+func (e *Executor) blockLostLocked(id string) *block {
+	why, ok := e.lossy[id]
+	b := e.blocks[id]
+	if !ok || b == nil || b.ended || b.scaledIn {
+		return nil
+	}
+	select {
+	case <-e.quit:
+		return nil // stopAll cancels every job
+	default:
+	}
+	delete(e.lossy, id)
+	b.cancelDue, b.ended = true, true
+	b.final = provider.JobStatus{JobID: b.job, State: provider.Failed, ExitCode: -1,
+		Message:    "its pools were lost (" + why + "); the block was cancelled",
+		StderrPath: filepath.Join(e.dir, "block-"+id+".err")}
+	return b
 }
 
 func (e *Executor) onRefused(r interchange.Refusal) {
@@ -951,6 +1010,7 @@ func (e *Executor) watchBlocks() {
 			return
 		case <-tick.C:
 		}
+		e.cancelLost()
 		e.mu.Lock()
 		var ids, jobs []string
 		total := 0
@@ -1016,6 +1076,43 @@ func (e *Executor) watchBlocks() {
 			f.JobID, f.State, f.ExitCode, msgSuffix(f.Message), f.StderrPath, tail(f.StderrPath)))
 		return
 	}
+}
+
+// cancelLost cancels, through the provider, the jobs of blocks whose pools
+// were lost (blockLostLocked), after asking the strategy for their
+// replacement. The local provider kills the block's process group (at
+// once when the process is stopped); a batch provider cancels the job
+// (scancel).
+func (e *Executor) cancelLost() {
+	e.mu.Lock()
+	var ids, jobs []string
+	for _, id := range e.order {
+		if b := e.blocks[id]; b.cancelDue {
+			b.cancelDue = false
+			ids, jobs = append(ids, id), append(jobs, b.job)
+		}
+	}
+	e.mu.Unlock()
+	if len(jobs) == 0 {
+		return
+	}
+	e.loop.Poke()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Shutdown need not wait for a slow scheduler here: stopAll cancels
+	// every job itself.
+	go func() {
+		select {
+		case <-e.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := e.prov.Cancel(ctx, jobs); err != nil {
+		e.log.Error("htex: cancelling blocks whose pools were lost failed; their jobs may still run", "blocks", ids, "jobs", jobs, "err", err)
+		return
+	}
+	e.log.Info("htex: blocks whose pools were lost cancelled", "blocks", ids, "jobs", jobs)
 }
 
 // tail returns the end of a block's stderr file, to put the pool's own

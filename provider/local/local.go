@@ -4,6 +4,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -138,8 +139,8 @@ func (p *Provider) Status(ctx context.Context, ids []string) ([]provider.JobStat
 }
 
 // Cancel implements provider.Provider: SIGTERM to each job's process
-// group, SIGKILL after KillGrace (or when ctx ends), and wait until each
-// job is reaped.
+// group, SIGKILL after KillGrace (or when ctx ends; at once for a stopped
+// process), and wait until each job is reaped.
 func (p *Provider) Cancel(ctx context.Context, ids []string) error {
 	p.mu.Lock()
 	var js []*job
@@ -153,6 +154,12 @@ func (p *Provider) Cancel(ctx context.Context, ids []string) error {
 	for _, j := range js {
 		// Negative pid: the whole group, including anything the block forked.
 		_ = syscall.Kill(-j.pid, syscall.SIGTERM)
+		if stopped(j.pid) {
+			// A stopped process cannot act on SIGTERM before the grace
+			// ends, and resuming it (SIGCONT) would let a pool that its
+			// interchange gave up on run its tasks again: kill it now.
+			_ = syscall.Kill(-j.pid, syscall.SIGKILL)
+		}
 	}
 	timer := time.NewTimer(p.opts.KillGrace)
 	defer timer.Stop()
@@ -176,6 +183,21 @@ func (p *Provider) Cancel(ctx context.Context, ids []string) error {
 		_ = syscall.Kill(-j.pid, syscall.SIGKILL)
 	}
 	return errors.Join(errs...)
+}
+
+// stopped reports whether process pid is stopped (SIGSTOP, Ctrl-Z, a
+// debugger); false where /proc cannot tell.
+func stopped(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// "pid (comm) S ...": comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	return b[i+2] == 'T' || b[i+2] == 't'
 }
 
 func (p *Provider) killAll(js []*job) {

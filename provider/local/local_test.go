@@ -105,3 +105,45 @@ func TestUnknownJob(t *testing.T) {
 		t.Fatalf("got %v, %v", st, err)
 	}
 }
+
+// TestCancelStoppedBlock: a block whose process is stopped (SIGSTOP), as
+// a stalled pool is, is killed by Cancel at once rather than after the
+// grace it could not use, and reaped.
+func TestCancelStoppedBlock(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc: the provider cannot tell a stopped process")
+	}
+	p := local.New(local.Options{KillGrace: 10 * time.Minute})
+	id, _ := submit(t, p, "sleep", "600")
+	waitState(t, p, id, provider.Running)
+	pid, _ := strconv.Atoi(id)
+	t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile("/proc/" + id + "/stat")
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'T' {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d not stopped: %s", pid, b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Cancel(ctx, []string{id}); err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("Cancel of a stopped block waited for the grace, until its context ended")
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("stopped block process %d still exists after Cancel: %v", pid, err)
+	}
+	if st := waitState(t, p, id, provider.Cancelled); st.ExitCode != 128+int(syscall.SIGKILL) {
+		t.Fatalf("exit code %d, want %d (SIGKILL)", st.ExitCode, 128+int(syscall.SIGKILL))
+	}
+}
