@@ -188,11 +188,17 @@ func ckptDiskFullSubmit(t *testing.T, dfk *parsl.DFK, tag string, n, pad int) {
 // every result that is not in the journal, the log stays short, and a run
 // resumed from the journal reruns exactly those tasks.
 func TestCkptDiskFull(t *testing.T) {
+	for _, mode := range []parsl.CheckpointMode{parsl.CheckpointTaskExit, parsl.CheckpointPeriodic, parsl.CheckpointDFKExit} {
+		t.Run(string(mode), func(t *testing.T) { testCkptDiskFull(t, mode) })
+	}
+}
+
+func testCkptDiskFull(t *testing.T, mode parsl.CheckpointMode) {
 	mnt := ckptTmpfs(t, "2m")
 	tag := t.Name()
 	const n, pad = 5000, 1000
 	var logs ckptLogBuf
-	cfg := parsl.Config{RunDir: mnt, CheckpointMode: parsl.CheckpointTaskExit, CheckpointFiles: []string{},
+	cfg := parsl.Config{RunDir: mnt, CheckpointMode: mode, CheckpointPeriod: 20 * time.Millisecond, CheckpointFiles: []string{},
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	dfk, err := parsl.Load(context.Background(), cfg)
 	if err != nil {
@@ -208,6 +214,9 @@ func TestCkptDiskFull(t *testing.T) {
 	t.Logf("%d of %d results journaled, %d lost; Close: %v", len(journaled), n, lost, closeErr)
 	if lost == 0 {
 		t.Fatalf("every result fit on the 2 MiB disk; the test needs a full one")
+	}
+	if len(journaled) < n/4 {
+		t.Errorf("only %d results journaled; ~1,900 fit on the disk", len(journaled))
 	}
 	var je *parsl.JournalError
 	if !errors.As(closeErr, &je) {
@@ -278,6 +287,12 @@ func TestCkptDiskFull(t *testing.T) {
 // space again loses nothing: every result ends up in the journal and Close
 // returns nil.
 func TestCkptDiskFullThenFreed(t *testing.T) {
+	for _, mode := range []parsl.CheckpointMode{parsl.CheckpointTaskExit, parsl.CheckpointPeriodic} {
+		t.Run(string(mode), func(t *testing.T) { testCkptDiskFullThenFreed(t, mode) })
+	}
+}
+
+func testCkptDiskFullThenFreed(t *testing.T, mode parsl.CheckpointMode) {
 	mnt := ckptTmpfs(t, "8m")
 	tag := t.Name()
 	const n, pad, early = 20000, 100, 2000
@@ -288,7 +303,7 @@ func TestCkptDiskFullThenFreed(t *testing.T) {
 	filler := ckptFill(t, mnt, 64<<10)
 
 	var logs ckptLogBuf
-	cfg := parsl.Config{RunDir: mnt, CheckpointMode: parsl.CheckpointTaskExit, CheckpointFiles: []string{},
+	cfg := parsl.Config{RunDir: mnt, CheckpointMode: mode, CheckpointPeriod: 20 * time.Millisecond, CheckpointFiles: []string{},
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	dfk, err := parsl.Load(context.Background(), cfg)
 	if err != nil {

@@ -142,7 +142,7 @@ func (c *checkpointer) start() {
 	switch c.cfg.Mode {
 	case CheckpointPeriodic:
 		// flush logs its own failures.
-		period, tick = c.cfg.Period, func() { _, _ = c.flush() }
+		period, tick = c.cfg.Period, c.periodicFlush
 	case CheckpointTaskExit:
 		// Writes are retried when the next task ends; this covers a run
 		// with no more tasks ending while it waits for disk space.
@@ -241,6 +241,19 @@ func (c *checkpointer) queueLocked(rec memo.Record) {
 	c.pendingBytes += len(rec.Result)
 }
 
+// periodicFlush is flush, spaced by retryInterval while writes fail; flush
+// logs its own failures.
+func (c *checkpointer) periodicFlush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.failing && time.Now().Before(c.nextTry) {
+		return
+	}
+	if _, err := c.flushLocked(); err != nil && !c.failing {
+		c.log.Error("periodic checkpoint failed", "err", err) // a sync error; write errors are logged already
+	}
+}
+
 // retry writes the backlog of a failing journal.
 func (c *checkpointer) retry() {
 	c.mu.Lock()
@@ -260,10 +273,17 @@ func (c *checkpointer) writeLocked() error {
 	if err := c.openLocked(); err != nil {
 		return c.failedLocked(err)
 	}
+	// After a failure, a one-record probe first: a disk that is still full
+	// then costs one small write. After a failed batch, the probe and
+	// then half the batch, so that what fits on the disk is written.
 	all, written := c.pending, 0
+	limit, next := writeBatchRecords, writeBatchRecords
+	if c.failing {
+		limit = 1
+	}
 	for len(c.pending) > 0 {
 		n, size := 0, 0
-		for n < len(c.pending) && n < writeBatchRecords && (n == 0 || size+len(c.pending[n].Result) <= writeBatchBytes) {
+		for n < len(c.pending) && n < limit && (n == 0 || size+len(c.pending[n].Result) <= writeBatchBytes) {
 			size += len(c.pending[n].Result)
 			n++
 		}
@@ -276,6 +296,10 @@ func (c *checkpointer) writeLocked() error {
 			c.pending = slices.Delete(c.pending, bad.Index, bad.Index+1)
 			continue
 		}
+		if err != nil && n > 1 {
+			limit, next = 1, n/2
+			continue
+		}
 		if err != nil {
 			return c.failedLocked(err)
 		}
@@ -283,6 +307,7 @@ func (c *checkpointer) writeLocked() error {
 		c.pending = c.pending[n:]
 		c.pendingBytes -= size
 		written += n
+		limit = next
 	}
 	c.pending, c.pendingBytes = all[:0], 0
 	if cap(all) > writeBatchRecords {
