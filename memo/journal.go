@@ -73,6 +73,9 @@ func JournalPath(runDir string) string {
 // An Append writes all its records or none: when the disk fills in the
 // middle of a write, the torn part is cut off again, so the journal still
 // ends at a record boundary and later appends succeed once there is space.
+// That needs the writer to be the file's only open Journal (an flock tells,
+// where the file system supports it): a torn record in a file that other
+// Journals have open stays, and the Journal refuses further appends.
 type Journal struct {
 	path string
 	f    *os.File
@@ -81,10 +84,13 @@ type Journal struct {
 	mu     sync.RWMutex
 	closed bool
 
-	// wmu serialises this process's writes: undoing a partial write needs
+	// wmu serialises this Journal's writes: undoing a partial write needs
 	// to know that the end of the file is the end of that write. Other
-	// processes are kept out by lockFile.
+	// writers are detected through the flock (see lock_unix.go).
 	wmu sync.Mutex
+	// flocks is set when the file system supports flock; the Journal
+	// then holds a shared lock on the file while it is open.
+	flocks bool
 
 	// broken is set when a torn record could not be cut off: anything
 	// appended after it could never be read back.
@@ -102,29 +108,39 @@ func OpenJournal(path string) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("memo: open checkpoint: %w", err)
 	}
-	if err := writeHeader(f, path); err != nil {
+	sole, flocks, err := tryLockSole(f)
+	if err == nil && flocks && !sole {
+		err = lockShared(f)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("memo: lock checkpoint %s: %w", path, err)
+	}
+	if err := writeHeader(f, path, sole || !flocks); err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &Journal{path: path, f: f}, nil
+	if sole {
+		if err := lockShared(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("memo: lock checkpoint %s: %w", path, err)
+		}
+	}
+	return &Journal{path: path, f: f, flocks: flocks}, nil
 }
 
 // writeHeader writes the magic to an empty journal, or checks it in an
-// existing one. A file holding only the start of the magic is the torn
-// header of a writer that met a full disk or was killed; it is written
-// again, since nothing else can follow it.
-func writeHeader(f *os.File, path string) error {
-	unlock, _, err := lockFile(f)
-	if err != nil {
-		return fmt.Errorf("memo: lock checkpoint %s: %w", path, err)
-	}
-	defer unlock()
+// existing one. With mayCut (no other Journal has the file open, or that
+// cannot be known), a file holding only the start of the magic is taken as
+// the torn header of a writer that met a full disk or was killed, and is
+// written again, since nothing else can follow it.
+func writeHeader(f *os.File, path string, mayCut bool) error {
 	st, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("memo: open checkpoint: %w", err)
 	}
 	size := st.Size()
-	if size > 0 && size < int64(len(magic)) {
+	if mayCut && size > 0 && size < int64(len(magic)) {
 		// f is write-only.
 		if h, err := os.ReadFile(path); err == nil && len(h) < len(magic) && string(h) == magic[:len(h)] {
 			if err := f.Truncate(0); err != nil {
@@ -136,11 +152,10 @@ func writeHeader(f *os.File, path string) error {
 	if size != 0 {
 		return checkMagic(path)
 	}
-	// Without the lock, a concurrent opener may write the magic too;
-	// Load skips the copy.
+	// A concurrent opener may write the magic too; Load skips the copy.
 	n, err := f.Write([]byte(magic))
 	if err != nil {
-		if n > 0 {
+		if n > 0 && mayCut {
 			if terr := f.Truncate(0); terr != nil {
 				return fmt.Errorf("memo: write checkpoint header to %s: %w (and cutting the torn header failed: %v)", path, err, terr)
 			}
@@ -204,11 +219,6 @@ func (j *Journal) Append(recs ...Record) error {
 	if p := j.broken.Load(); p != nil {
 		return *p
 	}
-	unlock, locked, err := lockFile(j.f)
-	if err != nil {
-		return fmt.Errorf("memo: lock checkpoint %s: %w", j.path, err)
-	}
-	defer unlock()
 	written := int64(0)
 	for _, c := range chunks {
 		n, err := j.f.Write(c)
@@ -216,7 +226,7 @@ func (j *Journal) Append(recs ...Record) error {
 		if err != nil {
 			err = fmt.Errorf("memo: append to checkpoint %s: %w", j.path, err)
 			if written > 0 {
-				if cerr := j.cutBack(written, locked); cerr != nil {
+				if cerr := j.cutBack(written); cerr != nil {
 					err = fmt.Errorf("%w; the file now ends in a torn record and no further appends are accepted: %v", err, cerr)
 					j.broken.CompareAndSwap(nil, &err)
 				}
@@ -229,9 +239,20 @@ func (j *Journal) Append(recs ...Record) error {
 
 // cutBack removes the last written bytes, the torn records of a failed
 // Append, so that the file ends at a record boundary again. It refuses when
-// the file has grown past this writer's end, since the bytes there are
-// another writer's records.
-func (j *Journal) cutBack(written int64, locked bool) error {
+// another Journal has the file open, or when the file has grown past this
+// writer's end, since the bytes there could be another writer's records.
+func (j *Journal) cutBack(written int64) error {
+	if j.flocks {
+		sole, _, err := tryLockSole(j.f)
+		if err != nil {
+			return err
+		}
+		// Back to the shared lock of an open Journal, whatever happened.
+		defer lockShared(j.f)
+		if !sole {
+			return errors.New("another writer has the file open, so the torn record cannot be cut safely")
+		}
+	}
 	// O_APPEND leaves the offset at the end of this descriptor's write.
 	end, err := j.f.Seek(0, io.SeekCurrent)
 	if err != nil {
@@ -245,11 +266,7 @@ func (j *Journal) cutBack(written int64, locked bool) error {
 		return fmt.Errorf("the write ended at byte %d, before the header", end)
 	}
 	if st.Size() != end {
-		how := "without a file lock"
-		if locked {
-			how = "by a writer that does not lock the file"
-		}
-		return fmt.Errorf("the file grew from %d to %d bytes past the torn record, written %s", end, st.Size(), how)
+		return fmt.Errorf("the file grew from %d to %d bytes past the torn record: another writer appended", end, st.Size())
 	}
 	return j.f.Truncate(end - written)
 }

@@ -4,6 +4,9 @@ package memo
 
 import "os"
 
-// lockFile has no cross-process lock here; Append checks that nobody wrote
-// after a torn record before cutting it.
-func lockFile(*os.File) (unlock func(), locked bool, err error) { return func() {}, false, nil }
+// Without flock nothing tells a writer whether it is a file's only one;
+// Append then only checks that nobody wrote after its torn record before
+// cutting it.
+func tryLockSole(*os.File) (sole, supported bool, err error) { return false, false, nil }
+
+func lockShared(*os.File) error { return nil }

@@ -39,8 +39,9 @@ type CheckpointConfig struct {
 
 // Limits on the results kept in memory while the journal cannot be written
 // (a full disk). Past them a result is dropped and counted as lost, so that
-// a disk that stays full cannot make the driver run out of memory.
-const (
+// a disk that stays full cannot make the driver run out of memory. Tests
+// lower them.
+var (
 	backlogMaxRecords = 1 << 20
 	backlogMaxBytes   = 256 << 20
 )
