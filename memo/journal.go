@@ -73,9 +73,9 @@ func JournalPath(runDir string) string {
 // An Append writes all its records or none: when the disk fills in the
 // middle of a write, the torn part is cut off again, so the journal still
 // ends at a record boundary and later appends succeed once there is space.
-// That needs the writer to be the file's only open Journal (an flock tells,
-// where the file system supports it): a torn record in a file that other
-// Journals have open stays, and the Journal refuses further appends.
+// Only if the file has grown past the torn part (another writer appended
+// after it) does the torn record stay; the Journal then refuses further
+// appends.
 type Journal struct {
 	path string
 	f    *os.File
@@ -239,19 +239,22 @@ func (j *Journal) Append(recs ...Record) error {
 
 // cutBack removes the last written bytes, the torn records of a failed
 // Append, so that the file ends at a record boundary again. It refuses when
-// another Journal has the file open, or when the file has grown past this
-// writer's end, since the bytes there could be another writer's records.
+// the file has grown past this writer's end, since the bytes there are
+// another writer's records.
+//
+// When no other Journal has the file open (the exclusive flock says so),
+// nothing can be written between the check and the truncate. Otherwise a
+// record another writer appends in that instant would be cut; that needs
+// the full disk to get space in that very instant, and a torn record left
+// in place would hide every later record of every writer, so cutting is
+// still the better choice.
 func (j *Journal) cutBack(written int64) error {
 	if j.flocks {
-		sole, _, err := tryLockSole(j.f)
-		if err != nil {
+		if _, _, err := tryLockSole(j.f); err != nil {
 			return err
 		}
 		// Back to the shared lock of an open Journal, whatever happened.
 		defer lockShared(j.f)
-		if !sole {
-			return errors.New("another writer has the file open, so the torn record cannot be cut safely")
-		}
 	}
 	// O_APPEND leaves the offset at the end of this descriptor's write.
 	end, err := j.f.Seek(0, io.SeekCurrent)

@@ -109,3 +109,52 @@ func TestJournalDiskFull(t *testing.T) {
 	sameRecords(t, got, want)
 	t.Logf("%d records before the disk was full, %d after it was freed", full, len(want)-full)
 }
+
+// TestJournalDiskFullTwoWriters: the torn write of one of two Journals on
+// a file is cut back too, so the other's later records stay readable.
+func TestJournalDiskFullTwoWriters(t *testing.T) {
+	mnt := mountTmpfs(t, "256k")
+	filler := filepath.Join(mnt, "filler")
+	if err := os.WriteFile(filler, bytes.Repeat([]byte{'f'}, 216<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(mnt, Dir, FileName)
+	js := make([]*Journal, 2)
+	for i := range js {
+		j, err := OpenJournal(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close()
+		js[i] = j
+	}
+	pad := strings.Repeat("p", 3000)
+	var want []Record
+	failed := 0
+	for i := 0; failed < 4; i++ {
+		r := testRecord(t, i, pad)
+		if err := js[i%2].Append(r); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("append %d: %v; want ENOSPC", i, err)
+			}
+			failed++
+			continue
+		}
+		want = append(want, r)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		r := testRecord(t, 1000+i, pad)
+		if err := js[i%2].Append(r); err != nil {
+			t.Fatalf("append after freeing space: %v", err)
+		}
+		want = append(want, r)
+	}
+	got, err := Load(path, noWarn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecords(t, got, want)
+}

@@ -46,11 +46,11 @@
 // A write cut short by a full disk does not leave such a tail: Append
 // truncates the file back to where its write began and returns the error,
 // so the caller can keep the records and append them once there is space.
-// A Journal holds a shared flock on its file while open; the truncate is
-// done only when an exclusive lock, asked for without waiting, shows that
-// no other Journal has the file open (or where flock is not supported, and
-// the file has not grown past the torn write). OpenJournal likewise writes
-// again a header torn by a full disk.
+// It does so only when the file has not grown past the torn write (another
+// writer appending after it). A Journal holds a shared flock on its file
+// while open, and takes an exclusive one, asked for without waiting, around
+// the truncate: when it gets it, no other Journal can write in between.
+// OpenJournal likewise writes again a header torn by a full disk.
 package memo
 
 import (
