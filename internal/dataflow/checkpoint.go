@@ -316,7 +316,12 @@ func (c *checkpointer) writeLocked() error {
 	}
 	if c.failing {
 		c.failing = false
-		c.log.Warn("checkpoint writes succeed again; the results kept in memory are in the journal now", "path", c.path, "written", written)
+		// Within the same limit as the failures, for a disk that fills
+		// and empties all day.
+		if now := time.Now(); c.failures <= loggedFailures || now.Sub(c.lastLog) >= failureLogEvery {
+			c.log.Warn("checkpoint writes succeed again; the results kept in memory are in the journal now", "path", c.path, "written", written, "failed_writes", c.failures)
+			c.lastLog = now
+		}
 	}
 	return nil
 }
