@@ -1,6 +1,9 @@
 package parsl
 
-import "github.com/parsl-go/parsl/internal/failure"
+import (
+	"github.com/parsl-go/parsl/internal/failure"
+	"github.com/parsl-go/parsl/memo"
+)
 
 // Errors a task can end with. All work with errors.As and errors.Is.
 type (
@@ -36,6 +39,9 @@ type (
 	CancelledError = failure.CancelledError
 	// ConfigError is an invalid Config.
 	ConfigError = failure.ConfigError
+	// JournalError, from Close, counts results that could not be written
+	// to the checkpoint (a full disk): a resumed run runs those tasks again.
+	JournalError = memo.JournalError
 )
 
 // ErrDFKClosed is the error of a task submitted after Close, or cancelled by

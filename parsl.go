@@ -272,6 +272,9 @@ func makeRunDir(base string) (string, error) {
 // then cancels what is left (those futures fail with ErrDFKClosed), writes
 // the checkpoint and shuts the executors down. Futures completed before
 // Close keep their results. Calling Close again returns the first result.
+// Results that never reached the checkpoint journal (a full disk) make the
+// error a *JournalError with their count; a resumed run runs those tasks
+// again.
 func (d *DFK) Close(ctx context.Context) error {
 	if d == nil || d.k == nil {
 		return nil

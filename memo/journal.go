@@ -69,17 +69,31 @@ func JournalPath(runDir string) string {
 // Journal is an append-only checkpoint file. It is safe for concurrent use
 // by many goroutines, and several processes may append to the same file at
 // once: each Append is one write(2) on an O_APPEND descriptor.
+//
+// An Append writes all its records or none: when the disk fills in the
+// middle of a write, the torn part is cut off again, so the journal still
+// ends at a record boundary and later appends succeed once there is space.
+// Only if the file has grown past the torn part (another writer appended
+// after it) does the torn record stay; the Journal then refuses further
+// appends.
 type Journal struct {
 	path string
 	f    *os.File
 
-	// mu is shared by Append and Sync, which may run in parallel since each
-	// write is atomic by itself; Close takes it exclusively.
+	// mu is shared by Append and Sync; Close takes it exclusively.
 	mu     sync.RWMutex
 	closed bool
 
-	// broken is set after a partial write: the file then ends in a torn
-	// record, and anything appended after it could never be read back.
+	// wmu serialises this Journal's writes: undoing a partial write needs
+	// to know that the end of the file is the end of that write. Other
+	// writers are detected through the flock (see lock_unix.go).
+	wmu sync.Mutex
+	// flocks is set when the file system supports flock; the Journal
+	// then holds a shared lock on the file while it is open.
+	flocks bool
+
+	// broken is set when a torn record could not be cut off: anything
+	// appended after it could never be read back.
 	broken atomic.Pointer[error]
 }
 
@@ -94,22 +108,61 @@ func OpenJournal(path string) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("memo: open checkpoint: %w", err)
 	}
-	st, err := f.Stat()
+	sole, flocks, err := tryLockSole(f)
+	if err == nil && flocks && !sole {
+		err = lockShared(f)
+	}
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("memo: open checkpoint: %w", err)
+		return nil, fmt.Errorf("memo: lock checkpoint %s: %w", path, err)
 	}
-	if st.Size() == 0 {
-		// A concurrent opener may write the magic too; Load skips the copy.
-		if _, err := f.Write([]byte(magic)); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("memo: write checkpoint header to %s: %w", path, err)
-		}
-	} else if err := checkMagic(path); err != nil {
+	if err := writeHeader(f, path, sole || !flocks); err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &Journal{path: path, f: f}, nil
+	if sole {
+		if err := lockShared(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("memo: lock checkpoint %s: %w", path, err)
+		}
+	}
+	return &Journal{path: path, f: f, flocks: flocks}, nil
+}
+
+// writeHeader writes the magic to an empty journal, or checks it in an
+// existing one. With mayCut (no other Journal has the file open, or that
+// cannot be known), a file holding only the start of the magic is taken as
+// the torn header of a writer that met a full disk or was killed, and is
+// written again, since nothing else can follow it.
+func writeHeader(f *os.File, path string, mayCut bool) error {
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("memo: open checkpoint: %w", err)
+	}
+	size := st.Size()
+	if mayCut && size > 0 && size < int64(len(magic)) {
+		// f is write-only.
+		if h, err := os.ReadFile(path); err == nil && len(h) < len(magic) && string(h) == magic[:len(h)] {
+			if err := f.Truncate(0); err != nil {
+				return fmt.Errorf("memo: cut the torn header of checkpoint %s: %w", path, err)
+			}
+			size = 0
+		}
+	}
+	if size != 0 {
+		return checkMagic(path)
+	}
+	// A concurrent opener may write the magic too; Load skips the copy.
+	n, err := f.Write([]byte(magic))
+	if err != nil {
+		if n > 0 && mayCut {
+			if terr := f.Truncate(0); terr != nil {
+				return fmt.Errorf("memo: write checkpoint header to %s: %w (and cutting the torn header failed: %v)", path, err, terr)
+			}
+		}
+		return fmt.Errorf("memo: write checkpoint header to %s: %w", path, err)
+	}
+	return nil
 }
 
 // checkMagic verifies that the existing file at path is a journal.
@@ -143,6 +196,11 @@ func (j *Journal) Path() string { return j.path }
 // not valid UTF-8, a Result that is not well-formed CBOR or exceeds the
 // codec decode limits, or a record over MaxRecordSize gives an error and
 // nothing is written.
+//
+// A failed write (ENOSPC on a full disk) returns its error and leaves no
+// trace: the part already written is cut off again, so the caller may keep
+// the records and append them later. Only if that cut fails is the journal
+// left ending in a torn record; then every later Append fails too.
 func (j *Journal) Append(recs ...Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -156,21 +214,64 @@ func (j *Journal) Append(recs ...Record) error {
 	if j.closed {
 		return fmt.Errorf("memo: append to checkpoint %s: %w", j.path, os.ErrClosed)
 	}
+	j.wmu.Lock()
+	defer j.wmu.Unlock()
 	if p := j.broken.Load(); p != nil {
 		return *p
 	}
+	written := int64(0)
 	for _, c := range chunks {
 		n, err := j.f.Write(c)
+		written += int64(n)
 		if err != nil {
 			err = fmt.Errorf("memo: append to checkpoint %s: %w", j.path, err)
-			if n > 0 {
-				err = fmt.Errorf("%w (the file now ends in a torn record; no further appends are accepted)", err)
-				j.broken.CompareAndSwap(nil, &err)
+			if written > 0 {
+				if cerr := j.cutBack(written); cerr != nil {
+					err = fmt.Errorf("%w; the file now ends in a torn record and no further appends are accepted: %v", err, cerr)
+					j.broken.CompareAndSwap(nil, &err)
+				}
 			}
 			return err
 		}
 	}
 	return nil
+}
+
+// cutBack removes the last written bytes, the torn records of a failed
+// Append, so that the file ends at a record boundary again. It refuses when
+// the file has grown past this writer's end, since the bytes there are
+// another writer's records.
+//
+// When no other Journal has the file open (the exclusive flock says so),
+// nothing can be written between the check and the truncate. Otherwise a
+// record another writer appends in that instant would be cut; that needs
+// the full disk to get space in that very instant, and a torn record left
+// in place would hide every later record of every writer, so cutting is
+// still the better choice.
+func (j *Journal) cutBack(written int64) error {
+	if j.flocks {
+		if _, _, err := tryLockSole(j.f); err != nil {
+			return err
+		}
+		// Back to the shared lock of an open Journal, whatever happened.
+		defer lockShared(j.f)
+	}
+	// O_APPEND leaves the offset at the end of this descriptor's write.
+	end, err := j.f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return err
+	}
+	st, err := j.f.Stat()
+	if err != nil {
+		return err
+	}
+	if end-written < int64(len(magic)) {
+		return fmt.Errorf("the write ended at byte %d, before the header", end)
+	}
+	if st.Size() != end {
+		return fmt.Errorf("the file grew from %d to %d bytes past the torn record: another writer appended", end, st.Size())
+	}
+	return j.f.Truncate(end - written)
 }
 
 // encodeRecords frames recs, grouping them into as few writes as the
@@ -180,18 +281,21 @@ func encodeRecords(recs []Record) ([][]byte, error) {
 	var buf []byte
 	for i := range recs {
 		r := &recs[i]
+		bad := func(format string, a ...any) error {
+			return &RecordError{Index: i, App: r.App, Err: fmt.Errorf(format, a...)}
+		}
 		if !utf8.ValidString(r.App) {
-			return nil, fmt.Errorf("memo: checkpoint record %d: app name %q is not valid UTF-8", i+1, r.App)
+			return nil, bad("memo: checkpoint record %d: app name %q is not valid UTF-8", i+1, r.App)
 		}
 		payload, err := codec.Marshal(wireRecord{K: r.Key[:], A: r.App, R: r.Result})
 		if err != nil {
-			return nil, fmt.Errorf("memo: checkpoint record %d (app %s): encode: %w", i+1, r.App, err)
+			return nil, bad("memo: checkpoint record %d (app %s): encode: %w", i+1, r.App, err)
 		}
 		if len(payload) > MaxRecordSize {
-			return nil, fmt.Errorf("memo: checkpoint record %d (app %s): %d bytes exceeds the %d byte limit", i+1, r.App, len(payload), MaxRecordSize)
+			return nil, bad("memo: checkpoint record %d (app %s): %d bytes exceeds the %d byte limit", i+1, r.App, len(payload), MaxRecordSize)
 		}
 		if _, err := decodePayload(payload); err != nil {
-			return nil, fmt.Errorf("memo: checkpoint record %d (app %s) would not load back: %w", i+1, r.App, err)
+			return nil, bad("memo: checkpoint record %d (app %s) would not load back: %w", i+1, r.App, err)
 		}
 		if len(buf) > 0 && len(buf)+recordHeaderSize+len(payload) > maxWrite {
 			chunks = append(chunks, buf)
@@ -203,6 +307,23 @@ func encodeRecords(recs []Record) ([][]byte, error) {
 	}
 	return append(chunks, buf), nil
 }
+
+// RecordError is a record that Append refuses whatever the state of the
+// disk (see Append), so that a caller retrying failed writes can drop it
+// and keep the others.
+type RecordError struct {
+	// Index is the record's position in the Append call, from 0.
+	Index int
+	// App is the record's app name.
+	App string
+	// Err says what is wrong with it.
+	Err error
+}
+
+func (e *RecordError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the reason.
+func (e *RecordError) Unwrap() error { return e.Err }
 
 // Sync flushes appended records to stable storage.
 func (j *Journal) Sync() error {
@@ -359,3 +480,22 @@ func readPayload(r io.Reader, n int) ([]byte, error) {
 func LoadDir(dir string, warn func(msg string)) ([]Record, error) {
 	return Load(filepath.Join(dir, FileName), warn)
 }
+
+// JournalError reports results that were given to the checkpoint but are
+// not in its journal, so a later run will run their tasks again. It is
+// returned by Close of the DFK.
+type JournalError struct {
+	// Path is the journal file.
+	Path string
+	// Lost is the number of records that could not be written.
+	Lost int
+	// Err is the first write error, such as one wrapping syscall.ENOSPC.
+	Err error
+}
+
+func (e *JournalError) Error() string {
+	return fmt.Sprintf("memo: %d results were not written to checkpoint %s (a later run will run their tasks again): %v; free space or fix the file system", e.Lost, e.Path, e.Err)
+}
+
+// Unwrap returns the first write error.
+func (e *JournalError) Unwrap() error { return e.Err }

@@ -427,3 +427,23 @@ func TestLoadErrors(t *testing.T) {
 		t.Fatal("Load of a directory succeeded")
 	}
 }
+
+// TestOpenJournalTornHeader: a file holding only the start of the header
+// (its writer met a full disk) is a journal with no records, not a foreign
+// file that blocks the checkpoint for good.
+func TestOpenJournalTornHeader(t *testing.T) {
+	path := filepath.Join(t.TempDir(), Dir, FileName)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(magic[:3]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := testRecord(t, 1, "one")
+	writeJournal(t, path, r)
+	got, err := Load(path, noWarn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecords(t, got, []Record{r})
+}

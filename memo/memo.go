@@ -42,6 +42,15 @@
 // reports it through its warn callback and returns every record before it.
 // The same happens for a record whose checksum or CBOR is bad: reading stops
 // there, since nothing after a damaged length can be trusted.
+//
+// A write cut short by a full disk does not leave such a tail: Append
+// truncates the file back to where its write began and returns the error,
+// so the caller can keep the records and append them once there is space.
+// It does so only when the file has not grown past the torn write (another
+// writer appending after it). A Journal holds a shared flock on its file
+// while open, and takes an exclusive one, asked for without waiting, around
+// the truncate: when it gets it, no other Journal can write in between.
+// OpenJournal likewise writes again a header torn by a full disk.
 package memo
 
 import (

@@ -1,9 +1,11 @@
 package dataflow
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,6 +37,34 @@ type CheckpointConfig struct {
 	BaseRunDir string
 }
 
+// Limits on the results kept in memory while the journal cannot be written
+// (a full disk). Past them a result is dropped and counted as lost, so that
+// a disk that stays full cannot make the driver run out of memory. Tests
+// lower them.
+var (
+	backlogMaxRecords = 1 << 20
+	backlogMaxBytes   = 256 << 20
+)
+
+// retryInterval spaces the writes tried while the journal fails, so that a
+// full disk costs one failed write per interval rather than one per task.
+const retryInterval = 500 * time.Millisecond
+
+// writeBatch bounds the records of one Append, so that a retry on a disk
+// that is still full fails after a small write, not after a backlog-sized
+// one.
+const (
+	writeBatchRecords = 4096
+	writeBatchBytes   = 16 << 20
+)
+
+// Failed writes are logged one by one up to loggedFailures; after that, a
+// line with the counts at most every failureLogEvery, and one at Close.
+const (
+	loggedFailures  = 3
+	failureLogEvery = time.Minute
+)
+
 // checkpointer is the memo table plus its journal.
 type checkpointer struct {
 	cfg   CheckpointConfig
@@ -42,10 +72,22 @@ type checkpointer struct {
 	table *memo.Table
 	path  string
 
-	mu      sync.Mutex
-	pending []memo.Record
-	journal *memo.Journal
-	closed  bool
+	mu sync.Mutex
+	// pending holds the records not yet in the journal: queued for the
+	// next flush, or kept after a failed write until a retry succeeds.
+	pending      []memo.Record
+	pendingBytes int
+	journal      *memo.Journal
+	closed       bool
+
+	// failing is set from a failed write until a write succeeds; the
+	// backlog limits apply meanwhile.
+	failing  bool
+	lastErr  error
+	nextTry  time.Time
+	dropped  int // results not kept because the backlog was full
+	failures int // failed writes, for the log limit
+	lastLog  time.Time
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -96,22 +138,30 @@ func newCheckpointer(cfg CheckpointConfig, runDir string, log *slog.Logger) (*ch
 }
 
 func (c *checkpointer) start() {
-	if c.cfg.Mode != CheckpointPeriodic {
+	var period time.Duration
+	var tick func()
+	switch c.cfg.Mode {
+	case CheckpointPeriodic:
+		// flush logs its own failures.
+		period, tick = c.cfg.Period, c.periodicFlush
+	case CheckpointTaskExit:
+		// Writes are retried when the next task ends; this covers a run
+		// with no more tasks ending while it waits for disk space.
+		period, tick = retryInterval, c.retry
+	default:
 		return
 	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		tk := time.NewTicker(c.cfg.Period)
+		tk := time.NewTicker(period)
 		defer tk.Stop()
 		for {
 			select {
 			case <-c.stop:
 				return
 			case <-tk.C:
-				if _, err := c.flush(); err != nil {
-					c.log.Error("periodic checkpoint failed", "err", err)
-				}
+				tick()
 			}
 		}
 	}()
@@ -167,19 +217,136 @@ func (c *checkpointer) write(rec memo.Record) {
 	if c.closed {
 		return
 	}
-	if c.cfg.Mode == CheckpointTaskExit {
-		// Written before the future completes, so a result the user has
-		// seen is in the journal even if the driver is killed next.
-		if err := c.openLocked(); err != nil {
-			c.log.Error("checkpoint write failed", "path", c.path, "err", err)
-			return
-		}
-		if err := c.journal.Append(rec); err != nil {
-			c.log.Error("checkpoint write failed", "path", c.path, "err", err)
+	c.queueLocked(rec)
+	if c.cfg.Mode != CheckpointTaskExit || c.failing && time.Now().Before(c.nextTry) {
+		return
+	}
+	// Written before the future completes, so a result the user has seen
+	// is in the journal even if the driver is killed next. A failure is
+	// logged and counted by writeLocked, and the record kept for a retry.
+	_ = c.writeLocked()
+}
+
+// queueLocked adds rec to pending, unless the journal is failing and the
+// backlog is full.
+func (c *checkpointer) queueLocked(rec memo.Record) {
+	if c.failing && (len(c.pending) >= backlogMaxRecords || c.pendingBytes+len(rec.Result) > backlogMaxBytes) {
+		c.dropped++
+		if c.dropped == 1 {
+			c.log.Error("checkpoint backlog full: further results are not kept for the journal, and a resumed run will run their tasks again",
+				"path", c.path, "kept", len(c.pending), "kept_bytes", c.pendingBytes, "err", c.lastErr)
 		}
 		return
 	}
 	c.pending = append(c.pending, rec)
+	c.pendingBytes += len(rec.Result)
+}
+
+// periodicFlush is flush, spaced by retryInterval while writes fail; flush
+// logs its own failures.
+func (c *checkpointer) periodicFlush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.failing && time.Now().Before(c.nextTry) {
+		return
+	}
+	if _, err := c.flushLocked(); err != nil && !c.failing {
+		c.log.Error("periodic checkpoint failed", "err", err) // a sync error; write errors are logged already
+	}
+}
+
+// retry writes the backlog of a failing journal.
+func (c *checkpointer) retry() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || !c.failing || len(c.pending) == 0 || time.Now().Before(c.nextTry) {
+		return
+	}
+	_ = c.writeLocked()
+}
+
+// writeLocked appends the pending records in batches, removing each batch
+// once written. On a failure the rest stays pending.
+func (c *checkpointer) writeLocked() error {
+	if len(c.pending) == 0 {
+		return nil
+	}
+	if err := c.openLocked(); err != nil {
+		return c.failedLocked(err)
+	}
+	// After a failure, a one-record probe first: a disk that is still full
+	// then costs one small write. After a failed batch, the probe and
+	// then half the batch, so that what fits on the disk is written.
+	all, written := c.pending, 0
+	limit, next := writeBatchRecords, writeBatchRecords
+	if c.failing {
+		limit = 1
+	}
+	for len(c.pending) > 0 {
+		n, size := 0, 0
+		for n < len(c.pending) && n < limit && (n == 0 || size+len(c.pending[n].Result) <= writeBatchBytes) {
+			size += len(c.pending[n].Result)
+			n++
+		}
+		err := c.journal.Append(c.pending[:n]...)
+		var bad *memo.RecordError
+		if errors.As(err, &bad) && bad.Index < n {
+			// This record can never be written; the others can.
+			c.log.Warn("result cannot be checkpointed; it stays memoized for this run only", "app", bad.App, "err", err)
+			c.pendingBytes -= len(c.pending[bad.Index].Result)
+			c.pending = slices.Delete(c.pending, bad.Index, bad.Index+1)
+			continue
+		}
+		if err != nil && n > 1 {
+			limit, next = 1, n/2
+			continue
+		}
+		if err != nil {
+			return c.failedLocked(err)
+		}
+		clear(c.pending[:n])
+		c.pending = c.pending[n:]
+		c.pendingBytes -= size
+		written += n
+		limit = next
+	}
+	c.pending, c.pendingBytes = all[:0], 0
+	if cap(all) > writeBatchRecords {
+		c.pending = nil // a drained backlog
+	}
+	if c.failing {
+		c.failing = false
+		// Within the same limit as the failures, for a disk that fills
+		// and empties all day.
+		if now := time.Now(); c.failures <= loggedFailures || now.Sub(c.lastLog) >= failureLogEvery {
+			c.log.Warn("checkpoint writes succeed again; the results kept in memory are in the journal now", "path", c.path, "written", written, "failed_writes", c.failures)
+			c.lastLog = now
+		}
+	}
+	return nil
+}
+
+// failedLocked records a failed write and logs it within the log limit.
+func (c *checkpointer) failedLocked(err error) error {
+	c.failing = true
+	c.lastErr = err
+	now := time.Now()
+	c.nextTry = now.Add(retryInterval)
+	c.failures++
+	switch {
+	case c.failures < loggedFailures:
+		c.log.Error("checkpoint write failed; the results are kept in memory and written when it succeeds again",
+			"path", c.path, "unwritten", len(c.pending), "err", err)
+	case c.failures == loggedFailures:
+		c.log.Error("checkpoint write failed; the results are kept in memory and written when it succeeds again (further failures are counted, logged once a minute and reported by Close)",
+			"path", c.path, "unwritten", len(c.pending), "err", err)
+	case now.Sub(c.lastLog) >= failureLogEvery:
+		c.log.Error("checkpoint writes still failing", "path", c.path, "failures", c.failures, "unwritten", len(c.pending), "dropped", c.dropped, "err", err)
+	default:
+		return err
+	}
+	c.lastLog = now
+	return err
 }
 
 func (c *checkpointer) openLocked() error {
@@ -217,34 +384,41 @@ func (c *checkpointer) flushLocked() (int, error) {
 		c.log.Info("no tasks checkpointed in this pass")
 		return 0, nil
 	}
-	if err := c.openLocked(); err != nil {
-		return 0, fmt.Errorf("parsl: opening checkpoint %s: %w", c.path, err)
-	}
-	if err := c.journal.Append(c.pending...); err != nil {
-		return 0, fmt.Errorf("parsl: writing checkpoint %s: %w", c.path, err)
+	if err := c.writeLocked(); err != nil {
+		return n - len(c.pending), fmt.Errorf("parsl: writing checkpoint %s: %w (%d results kept in memory for the next try)", c.path, err, len(c.pending))
 	}
 	if err := c.journal.Sync(); err != nil {
-		return 0, fmt.Errorf("parsl: syncing checkpoint %s: %w", c.path, err)
+		return n, fmt.Errorf("parsl: syncing checkpoint %s: %w", c.path, err)
 	}
-	c.pending = c.pending[:0]
 	c.log.Info(fmt.Sprintf("done checkpointing %d tasks", n), "path", c.path)
 	return n, nil
 }
 
+// close writes what is pending, one last try whatever the retry interval,
+// and reports the results that never reached the journal as a
+// *memo.JournalError.
 func (c *checkpointer) close() error {
 	close(c.stop)
 	c.wg.Wait()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var err error
+	var errs []error
 	if c.cfg.Mode != CheckpointNone {
-		_, err = c.flushLocked()
-	}
-	c.closed = true
-	if c.journal != nil {
-		if cerr := c.journal.Close(); cerr != nil && err == nil {
-			err = cerr
+		if _, err := c.flushLocked(); err != nil && len(c.pending) == 0 {
+			errs = append(errs, err) // a sync error; a write error is reported below
 		}
 	}
-	return err
+	c.closed = true
+	if lost := c.dropped + len(c.pending); lost > 0 {
+		c.log.Error("results not written to the checkpoint; a resumed run will run their tasks again",
+			"path", c.path, "lost", lost, "failed_writes", c.failures, "err", c.lastErr)
+		errs = append(errs, &memo.JournalError{Path: c.path, Lost: lost, Err: c.lastErr})
+		c.pending = nil
+	}
+	if c.journal != nil {
+		if err := c.journal.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
