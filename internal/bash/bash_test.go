@@ -277,6 +277,12 @@ func TestKill(t *testing.T) {
 					t.Errorf("Result = %+v, want %+v", res, want)
 				}
 				if tt.pidfile {
+					if _, err := os.Stat(pidfile); err != nil {
+						// On a loaded machine the kill can come before the
+						// shell got as far as forking: nothing to check.
+						t.Logf("the command was killed before it wrote its pid file: %v", err)
+						return
+					}
 					waitDead(t, readPid(t, pidfile))
 				}
 			})
