@@ -62,7 +62,10 @@ func alive(pid int) bool {
 	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return !errors.Is(err, os.ErrNotExist)
+		// No /proc (macOS): kill 0 is all there is, and a zombie there is
+		// reaped promptly by launchd.
+		_, noProc := os.Stat("/proc/self")
+		return noProc != nil || !errors.Is(err, os.ErrNotExist)
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
