@@ -199,7 +199,9 @@ func processDead(pid int) bool {
 	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return errors.Is(err, os.ErrNotExist)
+		// Without /proc (macOS) kill 0 is all there is to go by.
+		_, noProc := os.Stat("/proc/self")
+		return noProc == nil && errors.Is(err, os.ErrNotExist)
 	}
 	// The state follows the parenthesised command name, which may hold spaces.
 	s := string(b)
