@@ -228,3 +228,40 @@ func TestLockedForkThread(t *testing.T) {
 		t.Fatalf("%d of 40 commands were killed while their Runner lived: %s", len(fails), strings.Join(fails, "; "))
 	}
 }
+
+// TestWatchdogReplaced: a watchdog that was killed is replaced at the next
+// command, which is told about every group still running.
+func TestWatchdogReplaced(t *testing.T) {
+	t.Parallel()
+	var r Runner
+	defer r.Close()
+	if _, err := r.Run(context.Background(), Spec{Command: "true"}); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	old := r.wd.cmd.Process.Pid
+	r.mu.Unlock()
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// The kill is asynchronous: a write may still reach the dying
+	// watchdog. Run until a write finds the pipe broken.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if _, err := r.Run(context.Background(), Spec{Command: "true"}); err != nil {
+			t.Fatal(err)
+		}
+		r.mu.Lock()
+		cur := r.wd.cmd.Process.Pid
+		r.mu.Unlock()
+		if cur != old {
+			if !processDead(cur) {
+				return
+			}
+			t.Fatalf("the new watchdog %d is not running", cur)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the killed watchdog was never replaced")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // watchdogScript is the whole watchdog: it learns the process groups of the
@@ -55,21 +56,30 @@ func startWatchdog() (*watchdog, error) {
 	return &watchdog{cmd: cmd, w: w}, nil
 }
 
-// tell sends one line; an error means the watchdog is gone.
+// watchdogPatience bounds how long a write to the watchdog, or its exit,
+// may take: a watchdog that does not read (stopped with SIGSTOP, say) must
+// not hold up every bash task; it is replaced.
+const watchdogPatience = 5 * time.Second
+
+// tell sends one line; an error means the watchdog is gone or stuck.
 func (wd *watchdog) tell(op byte, pgid int) error {
 	b := make([]byte, 0, 16)
 	b = append(b, op, ' ')
 	b = strconv.AppendInt(b, int64(pgid), 10)
 	b = append(b, '\n')
+	_ = wd.w.SetWriteDeadline(time.Now().Add(watchdogPatience))
 	_, err := wd.w.Write(b)
 	return err
 }
 
 // stop ends the watchdog: at the end of its input it kills the groups
-// still listed and exits.
+// still listed and exits. One that does not exit within watchdogPatience
+// is killed.
 func (wd *watchdog) stop() error {
 	wd.w.Close()
+	t := time.AfterFunc(watchdogPatience, func() { _ = wd.cmd.Process.Kill() })
 	err := wd.cmd.Wait()
+	t.Stop()
 	if err != nil {
 		return fmt.Errorf("bash: the watchdog exited badly: %w", err)
 	}
