@@ -147,3 +147,34 @@ func TestKilledPoolTakesItsBashTask(t *testing.T) {
 		t.Fatalf("log:\n%s\nwant the first try's start and then the retry alone", b)
 	}
 }
+
+// shell runs its argument.
+var shell = parsl.RegisterBash1("htextest.shell", func(_ context.Context, cmd string) (string, error) { return cmd, nil })
+
+// TestBackgroundChildOfFinishedBashTask: a bash task that leaves
+// `sleep 1000 &` behind succeeds on a pool, and the sleep does not outlive
+// it (before, it ran on after the task, the pool and Close).
+func TestBackgroundChildOfFinishedBashTask(t *testing.T) {
+	t.Parallel()
+	dfk, _ := load(t, htex.Options{}, 0)
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	ctx := ctxT(t, 60*time.Second)
+	if _, err := shell.Submit(dfk, parsl.Val("sleep 1000 & echo $! > "+pidfile)).Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	for deadline := time.Now().Add(30 * time.Second); procAlive(pid); {
+		if time.Now().After(deadline) {
+			t.Fatalf("background child %d of a finished bash task is still running", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
