@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parsl-go/parsl/internal/bash"
 	"github.com/parsl-go/parsl/internal/registry"
 	"github.com/parsl-go/parsl/internal/wire"
 )
@@ -131,6 +132,11 @@ type pool struct {
 	// abandoned tracks app goroutines left running past their walltime.
 	abandoned sync.WaitGroup
 	nAbandon  atomic.Int64
+
+	// sh runs the bash tasks; their processes die with the pool, even
+	// when it is killed with SIGKILL, so that a retry elsewhere never
+	// overlaps them.
+	sh bash.Runner
 }
 
 // Serve runs a pool until the interchange tells it to stop, the pool has
@@ -284,6 +290,9 @@ func (p *pool) run(ctx context.Context, start time.Time, period, threshold time.
 		ioWG.Wait()
 		if !waitTimeout(&wg, p.grace) {
 			p.log.Warn("some Go apps ignored cancellation and are still running; abandoning them", "grace", p.grace)
+		}
+		if err := p.sh.Close(); err != nil {
+			p.log.Warn("stopping bash tasks", "error", err)
 		}
 		if !waitTimeout(&p.abandoned, p.grace) {
 			p.log.Warn("Go apps that passed their walltime are still running; abandoning them", "count", p.nAbandon.Load())

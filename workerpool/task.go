@@ -287,7 +287,7 @@ func (p *pool) runBash(ctx context.Context, worker int, t *wire.Task) error {
 	if !t.Resources.IsZero() {
 		env = appendResourceEnv(env[:len(env):len(env)], t.Resources)
 	}
-	r, err := bash.Run(ctx, bash.Spec{
+	r, err := p.sh.Run(ctx, bash.Spec{
 		Command:  t.Command,
 		Env:      env,
 		Stdout:   t.Stdout,

@@ -57,6 +57,10 @@ type Executor struct {
 	workers   sync.WaitGroup
 	abandoned atomic.Int64
 	started   bool
+
+	// sh runs the bash apps: their commands die with the driver, even on
+	// SIGKILL, instead of running on as orphans.
+	sh bash.Runner
 }
 
 // New returns a threads executor; Load starts it.
@@ -250,7 +254,7 @@ func (e *Executor) runWithWalltime(t *executor.Task) (any, error) {
 }
 
 func (e *Executor) runBash(t *executor.Task) (any, error) {
-	r, err := bash.Run(e.ctx, bash.Spec{
+	r, err := e.sh.Run(e.ctx, bash.Spec{
 		Command: t.Command, Stdout: t.Opts.Stdout, Stderr: t.Opts.Stderr, Truncate: t.Opts.StdTruncate, Walltime: t.Opts.Walltime,
 	})
 	if err != nil {
@@ -296,6 +300,8 @@ func (e *Executor) Shutdown(ctx context.Context) error {
 	e.mu.Unlock()
 	e.cond.Broadcast()
 
+	// Whatever happens below, no bash command may outlive Shutdown.
+	defer e.sh.Close()
 	done := make(chan struct{})
 	go func() { e.workers.Wait(); close(done) }()
 	select {

@@ -3,7 +3,8 @@
 // in the stderr file), but with a walltime and cancellation that actually stop
 // the work: the command runs in its own process group and the whole group is
 // killed, so background children cannot outlive the task as they can in
-// Python Parsl.
+// Python Parsl, nor can a command outlive the process that runs it (see
+// Runner).
 package bash
 
 import (
@@ -13,9 +14,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/parsl-go/parsl/internal/procgroup"
 )
 
 // bashPath is a variable, not a constant, only so that tests can simulate a
@@ -93,22 +98,132 @@ func (e *StreamError) Error() string {
 // example fs.ErrPermission).
 func (e *StreamError) Unwrap() error { return e.Err }
 
+// Runner runs commands and makes sure that none of their processes
+// outlives the command or the Runner's own process. Each command runs in a
+// process group of its own; the whole group is killed
+//   - when the walltime passes or the caller's context is done;
+//   - as soon as the shell has exited, so that background children such as
+//     `sleep 100 &` do not run on after the task (to keep a process
+//     running past its task, start it in a session of its own with
+//     setsid);
+//   - at Close, for commands still running;
+//   - when the Runner's process dies, even by SIGKILL: on Linux the kernel
+//     kills the shell at once (a parent-death signal), and a watchdog
+//     process (a small bash loop, one per Runner, started with the first
+//     command) kills the rest of each group when the pipe from the dead
+//     process closes. On macOS, which has no parent-death signal, the
+//     watchdog alone kills the groups, shell included.
+//
+// So a worker pool that is killed while it runs a bash task takes the
+// task's processes with it before the task is retried elsewhere, and a
+// driver's threads executor leaves no orphans either.
+//
+// The zero value is ready to use. A Runner must not be copied after first
+// use.
+type Runner struct {
+	mu     sync.Mutex
+	wd     *watchdog
+	groups map[int]struct{} // the groups of the commands running now
+	closed bool
+}
+
+// ErrClosed is returned by Run after Close.
+var ErrClosed = errors.New("bash: the runner is closed; no more commands can start")
+
+// Close kills the process groups of the commands still running, stops the
+// watchdog and waits for it. Runs in progress return soon after (killed);
+// later ones fail with ErrClosed. Close is idempotent.
+func (r *Runner) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	var errs []error
+	for pg := range r.groups {
+		if err := procgroup.Kill(pg); err != nil {
+			errs = append(errs, fmt.Errorf("bash: killing process group %d: %w", pg, err))
+		}
+	}
+	if r.wd != nil {
+		errs = append(errs, r.wd.stop())
+		r.wd = nil
+	}
+	return errors.Join(errs...)
+}
+
+// register records a started command's group with the watchdog, starting
+// (or restarting) the watchdog as needed.
+func (r *Runner) register(pgid int) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	if r.groups == nil {
+		r.groups = map[int]struct{}{}
+	}
+	r.groups[pgid] = struct{}{}
+	if r.wd != nil && r.wd.tell('+', pgid) == nil {
+		return nil
+	}
+	// No watchdog yet, or it died (someone killed it): start one and tell
+	// it every running group.
+	if r.wd != nil {
+		_ = r.wd.stop()
+		r.wd = nil
+	}
+	wd, err := startWatchdog()
+	if err != nil {
+		delete(r.groups, pgid)
+		return err
+	}
+	r.wd = wd
+	for pg := range r.groups {
+		if err := wd.tell('+', pg); err != nil {
+			return fmt.Errorf("bash: the watchdog (pid %d) did not take the process group: %w", wd.cmd.Process.Pid, err)
+		}
+	}
+	return nil
+}
+
+// unregister forgets a finished command's group, whose id may be reused
+// from now on.
+func (r *Runner) unregister(pgid int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.groups, pgid)
+	if r.wd != nil && !r.closed {
+		// A dead watchdog is replaced at the next register.
+		_ = r.wd.tell('-', pgid)
+	}
+}
+
+// Run runs one command on a Runner of its own, closed when the command is
+// over: for callers that run a single command.
+func Run(ctx context.Context, s Spec) (Result, error) {
+	var r Runner
+	defer r.Close()
+	return r.Run(ctx, s)
+}
+
 // Run starts the command in its own process group (Setpgid), waits for it,
 // and returns its Result.
 //
 // It returns an error only when the command could not be started: a std
 // stream file that cannot be opened (*StreamError), a missing bash, a Dir that
-// is not a usable directory (the error names it), or a ctx already done (then
-// Result.Canceled is also set; Result.TimedOut if a tiny walltime ran out
-// before the start). A non-zero exit is not an error: it is in
-// Result.ExitCode, because for a bash app that is the app's failure, which the
-// caller reports in its own terms.
+// is not a usable directory (the error names it), a closed Runner
+// (ErrClosed), or a ctx already done (then Result.Canceled is also set;
+// Result.TimedOut if a tiny walltime ran out before the start). A non-zero
+// exit is not an error: it is in Result.ExitCode, because for a bash app
+// that is the app's failure, which the caller reports in its own terms.
 //
 // When ctx is done or the walltime passes, the whole process group,
 // including background children such as `sleep 100 &`, is killed with
 // SIGKILL and Run returns promptly. Children still running when the shell
-// exits on its own are left alone, as in Parsl.
-func Run(ctx context.Context, s Spec) (Result, error) {
+// exits on its own are killed too, before Run returns.
+func (r *Runner) Run(ctx context.Context, s Spec) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{Canceled: true}, fmt.Errorf("bash: command not started: %w", err)
 	}
@@ -160,7 +275,7 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 	if stderr != nil {
 		cmd.Stderr = stderr
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procgroup.Attr()
 	var killed atomic.Bool
 	cmd.Cancel = func() error {
 		// The group id is the shell's pid (Setpgid with Pgid 0). Once Wait
@@ -183,6 +298,11 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 	}
 	cmd.WaitDelay = waitDelay
 
+	// The parent-death signal is tied to the thread that forks, and Go
+	// retires a thread whenever a goroutine locked to it exits: hold this
+	// one until the shell is reaped.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := cmd.Start(); err != nil {
 		// Start refuses a context that is already done; with a tiny
 		// walltime that can be ours rather than the caller's.
@@ -194,7 +314,26 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 		}
 		return Result{}, fmt.Errorf("bash: cannot start %s: %w", bashPath, err)
 	}
+	pgid := cmd.Process.Pid
+	if err := r.register(pgid); err != nil {
+		// Without the watchdog (or after Close) the command must not run:
+		// nothing would stop it if this process died.
+		_ = procgroup.Kill(pgid)
+		_ = cmd.Wait()
+		return Result{}, err
+	}
+	defer r.unregister(pgid)
+	// Kill what the shell left behind while the shell is still a zombie,
+	// so the group id cannot have been reused; where that wait does not
+	// exist, right after the reap (the leftovers then hold the id).
+	exited, _ := procgroup.WaitExited(pgid)
+	if exited {
+		_ = procgroup.Kill(pgid)
+	}
 	err = cmd.Wait()
+	if !exited {
+		_ = procgroup.Kill(pgid)
+	}
 	state := cmd.ProcessState
 	if state == nil {
 		return Result{}, fmt.Errorf("bash: waiting for %s: %w", bashPath, err)

@@ -1,6 +1,12 @@
 // Package local is the provider for one machine: each block is a process
 // started here, in its own process group so that cancelling the block
-// also stops whatever the block started (launcher copies, bash tasks).
+// also stops whatever the block started (launcher copies and what they
+// fork). When the block's process ends, by itself or killed, the rest of
+// its group is killed too; on Linux a block also dies with the process
+// that started it (a parent-death signal), so a killed driver leaves no
+// pool behind. The bash tasks of a pool run in process groups of their
+// own, which the pool ties to its own life (see internal/bash): they die
+// with their pool however it ends.
 package local
 
 import (
@@ -10,11 +16,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/parsl-go/parsl/internal/procgroup"
 	"github.com/parsl-go/parsl/provider"
 )
 
@@ -75,19 +83,38 @@ func (p *Provider) Submit(ctx context.Context, command []string, env []string, b
 	cmd.Stdout, cmd.Stderr = out, errf
 	// A group of its own: Cancel signals the whole group, and a Ctrl-C in
 	// the driver's terminal is handled by the driver, which then cancels.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("local provider: starting block %s (%s): %w", blockID, command[0], err)
-	}
-	j := &job{cmd: cmd, pid: cmd.Process.Pid, stdout: stdout, stderr: stderr, done: make(chan struct{})}
-	id := strconv.Itoa(j.pid)
-	p.mu.Lock()
-	p.jobs[id] = j
-	p.mu.Unlock()
+	// On Linux the block also dies with this process (a parent-death
+	// signal), so that a killed driver leaves no pool running tasks that a
+	// rerun would run again.
+	cmd.SysProcAttr = procgroup.Attr()
+	j := &job{cmd: cmd, stdout: stdout, stderr: stderr, done: make(chan struct{})}
+	started := make(chan error, 1)
 	// The reaper is owned by the job: Cancel waits for done, and a job that
-	// exits by itself is reaped here at once so no zombie stays.
+	// exits by itself is reaped here at once so no zombie stays. It starts
+	// the process too, on its own OS thread, and keeps that thread until
+	// the reap, because the parent-death signal fires when the thread that
+	// forked the child exits, not the process.
 	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		j.pid = cmd.Process.Pid
+		started <- nil
+		// Whatever the block leaves behind when its first process ends
+		// (launcher copies, anything they forked) ends with it: the group
+		// is killed while the leader is still unreaped, so the group id
+		// cannot be someone else's yet.
+		exited, _ := procgroup.WaitExited(j.pid)
+		if exited {
+			_ = procgroup.Kill(j.pid)
+		}
 		err := cmd.Wait()
+		if !exited {
+			_ = procgroup.Kill(j.pid)
+		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		var ee *exec.ExitError
@@ -105,6 +132,13 @@ func (p *Provider) Submit(ctx context.Context, command []string, env []string, b
 		}
 		close(j.done)
 	}()
+	if err := <-started; err != nil {
+		return "", fmt.Errorf("local provider: starting block %s (%s): %w", blockID, command[0], err)
+	}
+	id := strconv.Itoa(j.pid)
+	p.mu.Lock()
+	p.jobs[id] = j
+	p.mu.Unlock()
 	return id, nil
 }
 
@@ -179,8 +213,8 @@ func (p *Provider) Cancel(ctx context.Context, ids []string) error {
 		case <-time.After(10 * time.Second):
 			errs = append(errs, fmt.Errorf("local provider: block process %d did not exit after SIGKILL", j.pid))
 		}
-		// Children that left the group leader behind are stopped too.
-		_ = syscall.Kill(-j.pid, syscall.SIGKILL)
+		// Children that outlived the group leader were killed by the
+		// reaper, before it reaped the leader.
 	}
 	return errors.Join(errs...)
 }
