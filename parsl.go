@@ -136,7 +136,7 @@ func Load(ctx context.Context, cfg Config) (*DFK, error) {
 			db = filepath.Join(base, "monitoring.db")
 		}
 		hub, err = monitoring.NewHub(ctx, monitoring.Options{DBPath: db, WorkflowName: cfg.Monitoring.WorkflowName,
-			RunDir: runDir, Logger: logger.With("component", "monitoring")})
+			RunDir: runDir, Logger: logger.With("component", "monitoring"), HeartbeatPeriod: monitoringHeartbeat})
 		if err != nil {
 			_ = d.closeMetrics()
 			if d.logFile != nil {
@@ -258,6 +258,10 @@ func makeRunDir(base string) (string, error) {
 	return "", fmt.Errorf("parsl: cannot find a free run directory under %s", base)
 }
 
+// monitoringHeartbeat is the monitoring hub's heartbeat period; 0 is its
+// default. Tests shorten it.
+var monitoringHeartbeat time.Duration
+
 // Close stops new submits, waits for the outstanding tasks until ctx ends,
 // then cancels what is left (those futures fail with ErrDFKClosed), writes
 // the checkpoint and shuts the executors down. Futures completed before
@@ -272,8 +276,10 @@ func (d *DFK) Close(ctx context.Context) error {
 	if d.hub != nil {
 		// After the kernel: its last events are the final states.
 		// Writing a backlog takes ~15 s per million tasks here; five
-		// minutes covers tens of millions, and a slower disk.
-		hctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		// minutes covers tens of millions, and a slower disk. The
+		// caller's context bounds it too: on a full or locked database
+		// the hub gives up when ctx ends and its error counts the loss.
+		hctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		if herr := d.hub.Close(hctx); herr != nil {
 			d.k.Logger().Error("monitoring: not every row was written", "err", herr)
 			err = errors.Join(err, herr)
