@@ -582,7 +582,8 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 			last, lastSent = b, time.Now()
 		}
 		if !st.Running {
-			fmt.Fprint(w, "event: done\ndata: {}\n\n")
+			// lost: the driver died without recording the end.
+			fmt.Fprintf(w, "event: done\ndata: {\"lost\":%t}\n\n", cur.Lost)
 			_ = rc.Flush()
 			return
 		}
