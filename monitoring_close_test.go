@@ -128,7 +128,8 @@ func TestMonitoringCloseHonoursContext(t *testing.T) {
 			db := filepath.Join(dir, "monitoring.db")
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			dfk, err := parsl.Load(ctx, parsl.Config{RunDir: t.TempDir(), NoSignalHandler: true,
+			runs := t.TempDir()
+			dfk, err := parsl.Load(ctx, parsl.Config{RunDir: runs, NoSignalHandler: true,
 				Monitoring: &parsl.MonitoringConfig{DBPath: db}})
 			if err != nil {
 				t.Fatal(err)
@@ -158,6 +159,18 @@ func TestMonitoringCloseHonoursContext(t *testing.T) {
 			var de *monitoring.DroppedError
 			if !errors.As(err, &de) || de.Events+de.Written != 3*n || de.EndRecorded || !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("Close = %v; want a *monitoring.DroppedError counting the %d task events and the deadline", err, 3*n)
+			}
+			// The log has a few lines about it, not one per row or retry.
+			logs, _ := filepath.Glob(filepath.Join(runs, "*", "parsl.log"))
+			if len(logs) != 1 {
+				t.Fatalf("run logs %v", logs)
+			}
+			b, err := os.ReadFile(logs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(string(b), "component=monitoring"); n > 8 {
+				t.Errorf("%d log lines about monitoring, want a few:\n%.3000s", n, b)
 			}
 		})
 	}

@@ -513,8 +513,11 @@ func (w *pacer) write(c *converter, backlog int) {
 	}
 	if err != nil {
 		// The store counts, logs and reports rows it gives up on; this is
-		// the hub's own account of the events behind them.
-		h.opts.Logger.Error("monitoring: task events not recorded", "events", n, "err", err)
+		// the hub's own account of the events behind them. When Close
+		// gave up, its error says it all.
+		if !h.aborted() {
+			h.opts.Logger.Error("monitoring: task events not recorded", "events", n, "err", err)
+		}
 		h.lost += int64(n)
 		h.writeErr = err
 		c.batch = &store.Batch{} // the store may still hold the old one
