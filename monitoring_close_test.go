@@ -134,6 +134,11 @@ func TestMonitoringCloseHonoursContext(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(func() { // after a failure: let go of the database before unmounting
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				_ = dfk.Close(ctx)
+			})
 			c.spoil(t, dir, db)
 			const n = 2000
 			var fs []*parsl.Future[int]
