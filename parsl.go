@@ -146,7 +146,7 @@ func Load(ctx context.Context, cfg Config) (*DFK, error) {
 			db = filepath.Join(base, "monitoring.db")
 		}
 		hub, err = monitoring.NewHub(ctx, monitoring.Options{DBPath: db, WorkflowName: cfg.Monitoring.WorkflowName,
-			RunDir: runDir, Logger: logger.With("component", "monitoring")})
+			RunDir: runDir, Logger: logger.With("component", "monitoring"), HeartbeatPeriod: monitoringHeartbeat})
 		if err != nil {
 			_ = d.closeMetrics()
 			if d.logFile != nil {
@@ -268,6 +268,10 @@ func makeRunDir(base string) (string, error) {
 	return "", fmt.Errorf("parsl: cannot find a free run directory under %s", base)
 }
 
+// monitoringHeartbeat is the monitoring hub's heartbeat period; 0 is its
+// default. Tests shorten it.
+var monitoringHeartbeat time.Duration
+
 // Close stops new submits, waits for the outstanding tasks until ctx ends,
 // then cancels what is left (those futures fail with ErrDFKClosed), writes
 // the checkpoint and shuts the executors down. Futures completed before
@@ -295,10 +299,15 @@ func (d *DFK) closeWith(taskCtx, flushCtx context.Context) error {
 	d.closeDashboard()
 	if d.hub != nil {
 		// After the kernel: its last events are the final states.
-		hctx, cancel := flushCtx, context.CancelFunc(func() {})
+		// Writing a backlog takes ~15 s per million tasks here; five
+		// minutes covers tens of millions, and a slower disk. The
+		// caller's context bounds it too: on a full or locked database
+		// the hub gives up when it ends and its error counts the loss.
+		limit := 5 * time.Minute
 		if flushCtx.Err() != nil {
-			hctx, cancel = context.WithTimeout(context.Background(), closeGrace)
+			flushCtx, limit = context.Background(), closeGrace
 		}
+		hctx, cancel := context.WithTimeout(flushCtx, limit)
 		if herr := d.hub.Close(hctx); herr != nil {
 			d.k.Logger().Error("monitoring: not every row was written", "err", herr)
 			err = errors.Join(err, herr)

@@ -10,7 +10,12 @@
 // WriterShare), so that recording a burst of short tasks does not slow the
 // burst: the records wait in memory, a few dozen bytes per state change,
 // and are written when the burst ends, or at Close. Nothing recorded is
-// dropped.
+// dropped silently: what Close could not write is counted in its
+// *DroppedError.
+//
+// While the run is open the Hub records a heartbeat every HeartbeatPeriod
+// (store.Heartbeat), so that a reader can tell a run whose driver died
+// without Close from one still going (store.WorkflowInfo.Lost).
 package monitoring
 
 import (
@@ -64,6 +69,10 @@ type Options struct {
 	// BatchEvents is the largest number of events written in one
 	// transaction. Default 60,000.
 	BatchEvents int
+	// HeartbeatPeriod is how often the Hub records that the driver is
+	// alive. Readers take a run with no recorded end for lost after
+	// store.StaleHeartbeats periods without a heartbeat. Default 5s.
+	HeartbeatPeriod time.Duration
 }
 
 func (o *Options) defaults() {
@@ -82,7 +91,48 @@ func (o *Options) defaults() {
 	if o.BatchEvents <= 0 {
 		o.BatchEvents = 60_000
 	}
+	if o.HeartbeatPeriod <= 0 {
+		o.HeartbeatPeriod = 5 * time.Second
+	}
 }
+
+// DroppedError is returned by Hub.Close when part of the run could not be
+// recorded: the database was full, locked or failing until Close's context
+// ended, or refused rows. The database holds everything else; a run whose
+// end was not recorded is shown as lost by the dashboard once its
+// heartbeat is stale.
+type DroppedError struct {
+	DBPath string
+	// Events is the number of task state changes the Hub received but did
+	// not write; Written the number it wrote.
+	Events, Written int64
+	// Rows is the number of rows the store accepted but did not write, or
+	// the database refused: the rows of Events it had been handed, and
+	// block, node, resource and heartbeat rows.
+	Rows int64
+	// EndRecorded reports whether the run's end (time_completed and the
+	// task counts of Parsl's workflow table) was written.
+	EndRecorded bool
+	// Err is the cause: the context's error if Close gave up, and the last
+	// write error (a *store.UnwrittenError when the store lost rows).
+	Err error
+}
+
+func (e *DroppedError) Error() string {
+	end := "the run's end recorded"
+	if !e.EndRecorded {
+		end = "the run's end not recorded"
+	}
+	cause := e.Err
+	if ue, ok := cause.(*store.UnwrittenError); ok {
+		cause = ue.Last // its counts and path are in this message already
+	}
+	return fmt.Sprintf("monitoring: database %s is incomplete: %d task events not written (%d written), %d rows not written by the store, %s: %v;"+
+		" free disk space, release other programs' locks on the database, or give Close a longer context",
+		e.DBPath, e.Events, e.Written, e.Rows, end, cause)
+}
+
+func (e *DroppedError) Unwrap() error { return e.Err }
 
 // nShards spreads TaskEvent's lock over this many lists, by task id, so
 // that the submitting goroutine and the workers completing tasks rarely
@@ -104,6 +154,12 @@ type Hub struct {
 	abortCtx context.Context
 	abort    context.CancelFunc // Close's context ended: stop writing
 	done     chan struct{}      // closed when the writer has exited
+
+	stopBeat context.CancelFunc // ends the heartbeat goroutine
+	beatDone chan struct{}      // closed when it has exited
+
+	closeDone chan struct{} // closed when Close has finished; closeErr is its result
+	closeErr  error
 
 	freeMu sync.Mutex
 	free   []*block // written blocks, for reuse
@@ -181,7 +237,8 @@ func NewHub(ctx context.Context, opts Options) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{opts: opts, st: st, began: now, wake: make(chan struct{}, 1), closing: make(chan struct{}),
-		done: make(chan struct{}), nameID: map[string]uint32{"": 0}, names: []string{""}}
+		done: make(chan struct{}), beatDone: make(chan struct{}), closeDone: make(chan struct{}),
+		nameID: map[string]uint32{"": 0}, names: []string{""}}
 	h.abortCtx, h.abort = context.WithCancel(context.Background())
 	host, _ := os.Hostname()
 	who := ""
@@ -194,8 +251,38 @@ func NewHub(ctx context.Context, opts Options) (*Hub, error) {
 		_ = st.Close(context.Background())
 		return nil, fmt.Errorf("monitoring: recording the run in %s: %w", opts.DBPath, err)
 	}
+	if err := st.Enqueue(ctx, h.heartbeat(now)); err != nil {
+		h.abort()
+		_ = st.Close(context.Background())
+		return nil, fmt.Errorf("monitoring: recording the run in %s: %w", opts.DBPath, err)
+	}
+	var beatCtx context.Context
+	beatCtx, h.stopBeat = context.WithCancel(h.abortCtx)
+	go h.beat(beatCtx)
 	go h.writer()
 	return h, nil
+}
+
+func (h *Hub) heartbeat(at time.Time) *store.Heartbeat {
+	return &store.Heartbeat{RunID: h.opts.RunID, Time: at, Period: h.opts.HeartbeatPeriod}
+}
+
+// beat is the goroutine that records the heartbeat until ctx ends (Close).
+// It goes through the store's queue, not the Hub's event lists, so the
+// writer's pacing never delays it; a database that cannot be written
+// delays it, and the run then looks lost, which it is to the database.
+func (h *Hub) beat(ctx context.Context) {
+	defer close(h.beatDone)
+	t := time.NewTicker(h.opts.HeartbeatPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			_ = h.st.Enqueue(ctx, h.heartbeat(now))
+		}
+	}
 }
 
 // RunID returns the run's ID in the database.
@@ -426,8 +513,11 @@ func (w *pacer) write(c *converter, backlog int) {
 	}
 	if err != nil {
 		// The store counts, logs and reports rows it gives up on; this is
-		// the hub's own account of the events behind them.
-		h.opts.Logger.Error("monitoring: task events not recorded", "events", n, "err", err)
+		// the hub's own account of the events behind them. When Close
+		// gave up, its error says it all.
+		if !h.aborted() {
+			h.opts.Logger.Error("monitoring: task events not recorded", "events", n, "err", err)
+		}
 		h.lost += int64(n)
 		h.writeErr = err
 		c.batch = &store.Batch{} // the store may still hold the old one
@@ -533,13 +623,17 @@ func (c *converter) add(evs []event, extras *[]extra) {
 }
 
 // Close writes every recorded event and the end of the run, then closes the
-// database. If ctx ends first, it stops writing and says how many events
-// were not written. It returns an error if some rows could not be written.
+// database. If ctx ends first, it stops writing at once, leaves the rest
+// out (the run's end too: the run then reads as lost once its heartbeat is
+// stale) and returns a *DroppedError that counts what was not written; it
+// does so too when the database refused rows. Later calls return the first
+// call's result.
 func (h *Hub) Close(ctx context.Context) error {
 	if h.closed.Swap(true) {
-		<-h.done
-		return nil
+		<-h.closeDone
+		return h.closeErr
 	}
+	defer close(h.closeDone)
 	// After this, TaskEvent records nothing, and every event it recorded
 	// is in a list for the writer.
 	for i := range h.shards {
@@ -555,20 +649,40 @@ func (h *Hub) Close(ctx context.Context) error {
 		h.abort()
 		<-h.done
 	}
-	h.abort()
-	var errs []error
-	if h.lost > 0 {
-		cause := h.writeErr
-		if ctx.Err() != nil {
-			cause = ctx.Err()
+	h.stopBeat()
+	<-h.beatDone
+	endRecorded := false
+	if ctx.Err() == nil {
+		err := h.st.Enqueue(ctx, &store.Workflow{RunID: h.opts.RunID, TimeBegan: h.began, TimeCompleted: time.Now(),
+			TasksFailedCount: h.failed, TasksCompletedCount: h.completed})
+		if err == nil {
+			err = h.st.Sync(ctx)
 		}
-		errs = append(errs, fmt.Errorf("monitoring: %d task events not written to %s (%d written): %w",
-			h.lost, h.opts.DBPath, h.written, cause))
+		endRecorded = err == nil
 	}
-	errs = append(errs, h.st.Enqueue(ctx, &store.Workflow{RunID: h.opts.RunID, TimeBegan: h.began, TimeCompleted: time.Now(),
-		TasksFailedCount: h.failed, TasksCompletedCount: h.completed}))
-	errs = append(errs, h.st.Close(ctx))
-	return errors.Join(errs...)
+	h.abort()
+	stErr := h.st.Close(ctx)
+	if h.lost == 0 && stErr == nil && endRecorded {
+		return nil
+	}
+	e := &DroppedError{DBPath: h.opts.DBPath, Events: h.lost, Written: h.written, EndRecorded: endRecorded}
+	var ue *store.UnwrittenError
+	switch {
+	case errors.As(stErr, &ue):
+		e.Rows = ue.Rows
+		e.Err = stErr
+	case stErr != nil:
+		e.Err = stErr
+	case ctx.Err() != nil:
+		e.Err = ctx.Err()
+	default:
+		e.Err = h.writeErr
+	}
+	if e.Err == nil {
+		e.Err = errors.New("unknown cause")
+	}
+	h.closeErr = e
+	return e
 }
 
 func joinIDs(ids []int64) string {

@@ -652,7 +652,8 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		}
 		if !st.Running {
 			deadline()
-			fmt.Fprint(w, "event: done\ndata: {}\n\n")
+			// lost: the driver died without recording the end.
+			fmt.Fprintf(w, "event: done\ndata: {\"lost\":%t}\n\n", cur.Lost)
 			_ = rc.Flush()
 			return
 		}

@@ -24,6 +24,9 @@
 //     3.38), as every current Python has.
 //   - parslgo_count keeps task counts by run, app and state, updated in the
 //     same transactions as the tasks, for the dashboard's summaries.
+//   - parslgo_heartbeat holds the last heartbeat of each run's driver
+//     (Heartbeat), so that a run whose driver died without recording its
+//     end reads as lost (WorkflowInfo.Lost) instead of running forever.
 //
 // A database written by Python Parsl, or by version 1 of this package, is
 // migrated when opened (SchemaVersion); a newer or unreadable file, or a
@@ -33,8 +36,11 @@
 // transactions and merges the rows of one task within a transaction.
 // Callers enqueue rows (Enqueue), or many at once (Batch); they block only
 // while the bounded queue is full, and their context bounds that wait.
-// Nothing accepted is dropped: a failing write (locked, disk full, I/O
-// error) is logged, counted in Stats and retried with backoff until Close
-// gives up at its context's deadline, in which case Close reports how many
-// rows were not written.
+// Nothing accepted is dropped silently: a failing write (locked, disk full,
+// I/O error) is counted in Stats and retried with backoff until Close gives
+// up when its context ends, interrupting a wait for another program's
+// lock; Close then returns an *UnwrittenError with the rows not written.
+// The log gets the first few failures, then one line a minute with the
+// count of those not logged, so that a disk full for hours does not fill
+// the log.
 package store

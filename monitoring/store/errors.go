@@ -52,12 +52,16 @@ func (e *SchemaVersionError) Unwrap() error { return ErrNewerSchema }
 // UnwrittenError is returned by Close when some accepted rows could not be
 // written before its context ended, or were rejected by the database.
 type UnwrittenError struct {
-	Rows int64 // rows accepted by Enqueue but not in the database
-	Last error // the last write error seen
+	Path      string // the database file
+	Rows      int64  // rows accepted by Enqueue but not in the database: Rejected + Unwritten
+	Rejected  int64  // rows the database refused for good (e.g. a constraint)
+	Unwritten int64  // rows given up when Close's context ended (disk full, locked, I/O errors)
+	Last      error  // the last write error seen, wrapped with the context's error when that ended
 }
 
 func (e *UnwrittenError) Error() string {
-	return fmt.Sprintf("monitoring store: %d rows not written: %v", e.Rows, e.Last)
+	return fmt.Sprintf("monitoring store %s: %d rows not written (%d given up at Close, %d rejected): %v",
+		e.Path, e.Rows, e.Unwritten, e.Rejected, e.Last)
 }
 
 func (e *UnwrittenError) Unwrap() error { return e.Last }

@@ -15,33 +15,65 @@ import (
 // Sync first to see everything accepted) and never blocks the writer: in
 // WAL mode readers and the writer run concurrently.
 
-// WorkflowInfo is a workflow row with its number of tasks.
+// WorkflowInfo is a workflow row with its number of tasks and its driver's
+// heartbeat.
 type WorkflowInfo struct {
 	Workflow
 	Tasks int64
+	// LastHeartbeat is the last time the run's driver recorded that it was
+	// alive, and HeartbeatPeriod how often it meant to; both zero for a run
+	// written without heartbeats (by Python Parsl or an older version).
+	LastHeartbeat   time.Time
+	HeartbeatPeriod time.Duration
+	// Lost is set when the run has no end recorded and its last heartbeat
+	// was more than StaleHeartbeats periods old when the row was read: the
+	// driver died without closing the DFK (kill -9, a crash, log.Fatal
+	// skipping a deferred Close), or could no longer write to the database.
+	Lost bool
 }
 
+// StaleHeartbeats is the number of heartbeat periods without a heartbeat
+// after which a run with no recorded end is taken for lost.
+const StaleHeartbeats = 3
+
 // Running reports whether the workflow has not recorded its end, as
-// parsl-visualize decides it.
-func (w WorkflowInfo) Running() bool { return w.TimeCompleted.IsZero() }
+// parsl-visualize decides it, and is not Lost.
+func (w WorkflowInfo) Running() bool { return w.TimeCompleted.IsZero() && !w.Lost }
+
+// setHeartbeat fills in the heartbeat fields from the nullable columns
+// beat (Unix milliseconds) and period_ms, judged at now.
+func (w *WorkflowInfo) setHeartbeat(beat, period sql.NullInt64, now time.Time) {
+	if !beat.Valid {
+		return
+	}
+	w.LastHeartbeat = time.UnixMilli(beat.Int64)
+	w.HeartbeatPeriod = time.Duration(period.Int64) * time.Millisecond
+	w.Lost = w.TimeCompleted.IsZero() && now.Sub(w.LastHeartbeat) > StaleHeartbeats*max(w.HeartbeatPeriod, time.Millisecond)
+}
 
 const workflowCols = `w.run_id, w.workflow_name, w.workflow_version, w.time_began, w.time_completed,
 	w.host, w.user, w.rundir, w.tasks_failed_count, w.tasks_completed_count,
-	(SELECT coalesce(sum(c.n), 0) FROM parslgo_count c JOIN parslgo_run r ON r.run_key = c.run_key WHERE r.run_id = w.run_id)`
+	(SELECT coalesce(sum(c.n), 0) FROM parslgo_count c JOIN parslgo_run r ON r.run_key = c.run_key WHERE r.run_id = w.run_id),
+	hb.beat, hb.period_ms`
+
+// workflowFrom is the FROM clause of workflowCols.
+const workflowFrom = ` FROM workflow w LEFT JOIN parslgo_heartbeat hb ON hb.run_id = w.run_id`
 
 func scanWorkflow(sc interface{ Scan(...any) error }) (WorkflowInfo, error) {
 	var w WorkflowInfo
 	var name, version, began, completed sql.NullString
+	var beat, period sql.NullInt64
 	err := sc.Scan(&w.RunID, &name, &version, &began, &completed, &w.Host, &w.User, &w.RunDir,
-		&w.TasksFailedCount, &w.TasksCompletedCount, &w.Tasks)
+		&w.TasksFailedCount, &w.TasksCompletedCount, &w.Tasks, &beat, &period)
 	w.WorkflowName, w.WorkflowVersion = name.String, version.String
 	w.TimeBegan, w.TimeCompleted = parseTime(began), parseTime(completed)
+	w.setHeartbeat(beat, period, time.Now())
 	return w, err
 }
 
 // ListWorkflows returns every workflow, newest first.
 func (s *Store) ListWorkflows(ctx context.Context) ([]WorkflowInfo, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+workflowCols+` FROM workflow w ORDER BY w.time_began DESC, w.run_id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+workflowCols+workflowFrom+` ORDER BY w.time_began DESC, w.run_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list workflows: %w", err)
 	}
@@ -59,7 +91,7 @@ func (s *Store) ListWorkflows(ctx context.Context) ([]WorkflowInfo, error) {
 
 // Workflow returns one workflow; ErrNotFound if there is none.
 func (s *Store) Workflow(ctx context.Context, runID string) (WorkflowInfo, error) {
-	w, err := scanWorkflow(s.db.QueryRowContext(ctx, `SELECT `+workflowCols+` FROM workflow w WHERE w.run_id = ?`, runID))
+	w, err := scanWorkflow(s.db.QueryRowContext(ctx, `SELECT `+workflowCols+workflowFrom+` WHERE w.run_id = ?`, runID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return w, fmt.Errorf("workflow %s: %w", runID, ErrNotFound)
 	}

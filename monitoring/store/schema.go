@@ -185,6 +185,18 @@ var compactDDL = []string{
 ) WITHOUT ROWID`,
 }
 
+// heartbeatDDL creates the table of drivers' heartbeats, one row per run
+// (see Heartbeat): beat is the last one in Unix milliseconds, period_ms the
+// promised interval. It is an extra table, not a column of Parsl's
+// workflow table, so that Parsl's tools read the database unchanged; and it
+// is created when missing rather than by a schema version, so that older
+// versions of this package still open a database that has it.
+const heartbeatDDL = `CREATE TABLE IF NOT EXISTS parslgo_heartbeat (
+	run_id TEXT NOT NULL PRIMARY KEY,
+	beat INTEGER NOT NULL,
+	period_ms INTEGER NOT NULL
+)`
+
 // viewsDDL presents the compact tables as Parsl's task, try and status
 // tables: same names, same columns in the same order, timestamps as
 // SQLAlchemy's text, so that Parsl's queries, notebooks and pandas code

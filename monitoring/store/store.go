@@ -111,6 +111,61 @@ type Store struct {
 
 	accepted, written, batches, writeErrors, rejected, unwritten atomic.Int64
 	lastErr                                                      atomic.Pointer[error]
+
+	// Owned by the writer: a database that fails every write for hours
+	// (a full disk) must not fill the log, or the disk, with a line per
+	// attempt or per row.
+	failLog, recoverLog, rejectLog logLimit
+}
+
+// logLimit lets through the first logBurst lines of one kind, then one
+// line per logWindow, and counts the others; the next line let through
+// carries their count, and the writer logs the count left at exit.
+type logLimit struct {
+	start   time.Time // of the current window
+	windows int       // windows that let a line through
+	logged  int       // lines in the current window
+	held    int64     // lines held back since the last line let through
+}
+
+const (
+	logBurst  = 3
+	logWindow = time.Minute
+)
+
+// allow reports whether a line may be logged now and, if so, how many were
+// held back before it.
+func (l *logLimit) allow(now time.Time) (bool, int64) {
+	if l.logged > 0 && now.Sub(l.start) >= logWindow {
+		l.logged = 0
+	}
+	if l.logged == 0 {
+		l.start = now
+		l.windows++
+	}
+	if l.windows > 1 && l.logged >= 1 || l.logged >= logBurst {
+		l.held++
+		return false, 0
+	}
+	l.logged++
+	held := l.held
+	l.held = 0
+	return true, held
+}
+
+// flushLogs logs the counts of lines still held back; the writer calls it
+// as it exits.
+func (s *Store) flushLogs() {
+	for _, l := range []struct {
+		lim *logLimit
+		msg string
+	}{{&s.failLog, "monitoring write failures not logged"}, {&s.recoverLog, "monitoring write recoveries not logged"},
+		{&s.rejectLog, "monitoring row rejections not logged"}} {
+		if l.lim.held > 0 {
+			s.log.Warn(l.msg, "count", l.lim.held, "write_errors", s.writeErrors.Load(), "rejected", s.rejected.Load())
+			l.lim.held = 0
+		}
+	}
 }
 
 type item struct {
@@ -230,6 +285,9 @@ func (s *Store) init(ctx context.Context) error {
 			return fmt.Errorf("create schema: %w", err)
 		}
 	}
+	if err := s.ensureHeartbeat(ctx); err != nil {
+		return fmt.Errorf("create heartbeat table: %w", err)
+	}
 	for name, q := range writeSQL {
 		st, err := conn.PrepareContext(ctx, q)
 		if err != nil {
@@ -238,6 +296,21 @@ func (s *Store) init(ctx context.Context) error {
 		s.stmts[name] = st
 	}
 	return nil
+}
+
+// ensureHeartbeat creates the heartbeat table in a database written before
+// it existed. It looks first, so that opening a current database takes no
+// write lock.
+func (s *Store) ensureHeartbeat(ctx context.Context) error {
+	var n int
+	if err := s.wconn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'parslgo_heartbeat'`).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	_, err := s.wconn.ExecContext(ctx, heartbeatDDL)
+	return err
 }
 
 // createSchema creates the schema in a new database and migrates an older
@@ -404,9 +477,9 @@ func (s *Store) Close(ctx context.Context) error {
 			last = *p
 		}
 		if ctx.Err() != nil && s.unwritten.Load() > 0 {
-			last = fmt.Errorf("%w (last write error: %v)", ctx.Err(), last)
+			last = fmt.Errorf("%w (last write error: %w)", ctx.Err(), last)
 		}
-		return &UnwrittenError{Rows: n, Last: last}
+		return &UnwrittenError{Path: s.path, Rows: n, Rejected: s.rejected.Load(), Unwritten: s.unwritten.Load(), Last: last}
 	}
 	return nil
 }
@@ -429,6 +502,7 @@ func (s *Store) closeDB() {
 // Sync barrier, and at Close.
 func (s *Store) run() {
 	defer close(s.done)
+	defer s.flushLogs()
 	batch := make([]item, 0, s.opts.BatchSize)
 	var rows int64
 	timer := time.NewTimer(time.Hour)
@@ -491,7 +565,13 @@ func (s *Store) writeBatch(batch []item) {
 				}
 				if it.rec != nil {
 					s.rejected.Add(1)
-					s.log.Error("monitoring row rejected", "table", it.rec.table(), "err", e)
+					if ok, held := s.rejectLog.allow(time.Now()); ok {
+						args := []any{"table", it.rec.table(), "err", e}
+						if held > 0 {
+							args = append(args, "rejections_not_logged", held)
+						}
+						s.log.Error("monitoring row rejected", args...)
+					}
 				}
 			}
 		}
@@ -511,6 +591,7 @@ func (s *Store) commitRetry(items []item) error {
 		rows += it.rows()
 	}
 	backoff := s.opts.RetryMin
+	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		if err := s.abortCtx.Err(); err != nil {
 			s.unwritten.Add(rows)
@@ -521,14 +602,30 @@ func (s *Store) commitRetry(items []item) error {
 			s.written.Add(rows)
 			s.batches.Add(1)
 			if attempt > 1 {
-				s.log.Info("monitoring write succeeded after retry", "attempts", attempt, "rows", rows)
+				if ok, held := s.recoverLog.allow(time.Now()); ok {
+					args := []any{"attempts", attempt, "rows", rows}
+					if held > 0 {
+						args = append(args, "recoveries_not_logged", held)
+					}
+					s.log.Info("monitoring write succeeded after retry", args...)
+				}
 			}
 			return nil
 		}
 		if s.abortCtx.Err() != nil {
 			// Close's abort interrupted this attempt; the cause worth
-			// reporting is the earlier failure, not the interruption.
+			// reporting is the earlier failure, not the interruption,
+			// unless there was none: then the write was waiting, most
+			// likely for another program's lock.
 			s.unwritten.Add(rows)
+			if s.lastErr.Load() == nil {
+				e := fmt.Errorf("a write in progress was interrupted: %w", err)
+				if d := time.Since(start); d >= time.Second {
+					e = fmt.Errorf("a write was still waiting after %v (is the database locked by another program?): %w",
+						d.Round(time.Millisecond), err)
+				}
+				s.lastErr.Store(&e)
+			}
 			return err
 		}
 		s.writeErrors.Add(1)
@@ -536,7 +633,13 @@ func (s *Store) commitRetry(items []item) error {
 		if !transient(err) {
 			return err
 		}
-		s.log.Warn("monitoring write failed; retrying", "attempt", attempt, "rows", rows, "backoff", backoff, "err", err)
+		if ok, held := s.failLog.allow(time.Now()); ok {
+			args := []any{"attempt", attempt, "rows", rows, "backoff", backoff, "err", err}
+			if held > 0 {
+				args = append(args, "failures_not_logged", held)
+			}
+			s.log.Warn("monitoring write failed; retrying", args...)
+		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
@@ -558,8 +661,12 @@ func (s *Store) commit(items []item) (err error) {
 	// abort is checked between attempts.
 	ctx := context.Background()
 	// IMMEDIATE takes the write lock up front, so a lock held elsewhere
-	// fails (after busy_timeout) before any work is done.
-	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	// fails (after busy_timeout) before any work is done. BEGIN and COMMIT
+	// are the statements that wait for other connections' locks: they run
+	// under Close's abort, which interrupts the wait, so that Close returns
+	// when its context ends rather than up to busy_timeout later. Two
+	// watched statements per transaction cost nothing measurable.
+	if _, err := s.wconn.ExecContext(s.abortCtx, "BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
 	defer func() {
@@ -590,7 +697,7 @@ func (s *Store) commit(items []item) (err error) {
 			return err
 		}
 	}
-	_, err = s.wconn.ExecContext(ctx, "COMMIT")
+	_, err = s.wconn.ExecContext(s.abortCtx, "COMMIT")
 	return err
 }
 

@@ -142,14 +142,26 @@ type Resource struct {
 	NumCtxSwitchesInvoluntary float64
 }
 
-func (Workflow) table() string { return "workflow" }
-func (Task) table() string     { return "task" }
-func (Try) table() string      { return "try" }
-func (Status) table() string   { return "status" }
-func (Block) table() string    { return "block" }
-func (Node) table() string     { return "node" }
-func (Resource) table() string { return "resource" }
-func (*Batch) table() string   { return "task, try and status" }
+// Heartbeat says that a run's driver is alive at Time and means to say so
+// again within Period. It is not one of Parsl's tables (parslgo_heartbeat,
+// which Parsl's tools ignore): it lets a reader tell a run that is still
+// going from one whose driver died without recording its end (kill -9, a
+// crash, log.Fatal skipping a deferred Close). See WorkflowInfo.Lost.
+type Heartbeat struct {
+	RunID  string
+	Time   time.Time
+	Period time.Duration
+}
+
+func (Workflow) table() string  { return "workflow" }
+func (Heartbeat) table() string { return "parslgo_heartbeat" }
+func (Task) table() string      { return "task" }
+func (Try) table() string       { return "try" }
+func (Status) table() string    { return "status" }
+func (Block) table() string     { return "block" }
+func (Node) table() string      { return "node" }
+func (Resource) table() string  { return "resource" }
+func (*Batch) table() string    { return "task, try and status" }
 
 // timeLayout is how SQLAlchemy's SQLite DateTime stores a datetime, so that
 // Parsl's Python tools parse our timestamps.

@@ -272,10 +272,13 @@ func (s *Store) AppNames(ctx context.Context) ([]string, error) {
 // none.
 func (s *Store) RunHeader(ctx context.Context, runID string) (WorkflowInfo, error) {
 	var w WorkflowInfo
-	err := s.db.QueryRowContext(ctx, `SELECT run_id, coalesce(workflow_name, ''), coalesce(workflow_version, ''),
-	time_began, time_completed, host, user, rundir, tasks_failed_count, tasks_completed_count FROM workflow WHERE run_id = ?`, runID).
+	var beat, period sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT w.run_id, coalesce(w.workflow_name, ''), coalesce(w.workflow_version, ''),
+	w.time_began, w.time_completed, w.host, w.user, w.rundir, w.tasks_failed_count, w.tasks_completed_count,
+	hb.beat, hb.period_ms`+workflowFrom+` WHERE w.run_id = ?`, runID).
 		Scan(&w.RunID, &w.WorkflowName, &w.WorkflowVersion, (*nullTime)(&w.TimeBegan), (*nullTime)(&w.TimeCompleted),
-			&w.Host, &w.User, &w.RunDir, &w.TasksFailedCount, &w.TasksCompletedCount)
+			&w.Host, &w.User, &w.RunDir, &w.TasksFailedCount, &w.TasksCompletedCount, &beat, &period)
+	w.setHeartbeat(beat, period, time.Now())
 	if errors.Is(err, sql.ErrNoRows) {
 		return w, fmt.Errorf("workflow %s: %w", runID, ErrNotFound)
 	}

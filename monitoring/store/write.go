@@ -30,6 +30,8 @@ ON CONFLICT (run_id) DO UPDATE SET
 	time_completed = coalesce(excluded.time_completed, time_completed),
 	tasks_failed_count = excluded.tasks_failed_count,
 	tasks_completed_count = excluded.tasks_completed_count`,
+	"heartbeat": `INSERT INTO parslgo_heartbeat (run_id, beat, period_ms) VALUES (?,?,?)
+ON CONFLICT (run_id) DO UPDATE SET beat = max(beat, excluded.beat), period_ms = excluded.period_ms`,
 	"block": `INSERT OR IGNORE INTO block (run_id, executor_label, block_id, job_id, timestamp, status) VALUES (?,?,?,?,?,?)`,
 	"node": `INSERT INTO node (run_id, hostname, uid, block_id, cpu_count, total_memory, active, worker_count,
 	python_v, timestamp, last_heartbeat) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
@@ -460,6 +462,10 @@ func (s *Store) apply(ctx context.Context, rec Record) error {
 		return s.applyWorkflow(ctx, r)
 	case Workflow:
 		return s.applyWorkflow(ctx, &r)
+	case *Heartbeat:
+		return s.exec(ctx, "heartbeat", r.RunID, r.Time.UnixMilli(), r.Period.Milliseconds())
+	case Heartbeat:
+		return s.exec(ctx, "heartbeat", r.RunID, r.Time.UnixMilli(), r.Period.Milliseconds())
 	case *Task:
 		return s.applyTask(ctx, r)
 	case Task:

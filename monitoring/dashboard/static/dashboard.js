@@ -76,10 +76,13 @@
     else if (last !== null && last !== e.data) reload();
     last = e.data;
   }
-  function onDone() {
+  function onDone(e) {
     es.close();
+    var lost = false;
+    try { lost = JSON.parse(e.data).lost === true; } catch (err) { /* an older server sends {} */ }
     var badge = document.getElementById("runstatus");
-    if (badge) { badge.textContent = "Completed"; badge.className = "badge completed"; }
+    if (badge && lost) { badge.textContent = "Ended uncleanly"; badge.className = "badge lost"; }
+    else if (badge) { badge.textContent = "Completed"; badge.className = "badge completed"; }
     if (live) live.remove();
     body.dataset.done = "1";
     if (!summary) reload();
