@@ -27,6 +27,14 @@
 // checkpoint and stops the executors. parsl.Main must be the first statement
 // of main so that the same binary can serve as a worker pool.
 //
+// # Only package-level state reaches the pools
+//
+// A worker pool is a copy of the program that never runs main past
+// parsl.Main. An app that reads a flag or a global set in main works on the
+// threads executor and sees the zero value on worker pools. Pass such
+// values as arguments, compute them at package level or in init, or give
+// them to the pools as environment variables (htex.Options.WorkerEnv).
+//
 // Failures are values: *AppError (including panics, with their stack),
 // *DependencyError, *BashExitError, *WalltimeError, *RetryError and more,
 // all usable with errors.As. Retries, memoization (WithCache) and

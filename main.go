@@ -22,6 +22,20 @@ var roles = map[string]func() int{
 // Main must be the first statement of main (and of TestMain). When the
 // program was started as a worker pool or interchange (PARSL_ROLE set), it
 // serves that role and exits; otherwise it returns at once.
+//
+// Because a pool never returns from Main, the rest of main never
+// runs there: flags parsed in main, globals assigned in main and anything
+// else main computes exist on the driver only. On the threads executor an
+// app sees them; on worker pools (htex, every cluster) it sees the zero
+// value. Give apps what they need in one of these ways, which work on every
+// executor:
+//   - pass it as an argument (parsl.Val(*threshold)): the usual way;
+//   - compute it at package level or in init, which pools run too;
+//   - set an environment variable for the pools with htex.Options.WorkerEnv
+//     (worker_env in a config file) and read it in the app.
+//
+// A program that forgets Main and loads a DFK in a pool fails Load with a
+// *MainMissingError rather than starting pools of its own.
 func Main() {
 	role := os.Getenv(RoleEnv)
 	if role == "" {
