@@ -389,6 +389,12 @@ func (s *standalone) onManager(m ManagerInfo, gone bool, reason string) {
 }
 
 func (s *standalone) onRefused(r Refusal) {
+	if r.Auth {
+		// A peer without the secret says nothing about the driver's pools
+		// (the driver ignores it), and a flood of them must not become a
+		// flood of status frames.
+		return
+	}
 	st := s.status()
 	st.Refused = &wire.Refusal{Remote: r.Remote, Auth: r.Auth, Manager: r.Manager, Hostname: r.Hostname, BlockID: r.BlockID, Reason: r.Reason}
 	s.sendStatus(st)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -124,13 +125,19 @@ func dial(ctx context.Context, addrs []string, within time.Duration, tc *tls.Con
 			hctx, cancel := context.WithDeadline(ctx, deadline.Add(10*time.Second))
 			err = tconn.HandshakeContext(hctx)
 			cancel()
-			if err != nil {
-				conn.Close()
+			if err == nil {
+				return tconn, nil
+			}
+			conn.Close()
+			if !closedByPeer(err) {
 				// A certificate that does not verify will not verify on
 				// the next try either: fail now with the reason.
 				return nil, fmt.Errorf("parsl pool: TLS handshake with the interchange at %s failed: %w; the pool must use the CA file of the current run", addr, err)
 			}
-			return tconn, nil
+			// Closed before the handshake: the interchange limits the
+			// handshakes of each source address, and this host's pools
+			// (or a peer flooding it from here) used them up. Try again.
+			err = fmt.Errorf("the interchange at %s closed the connection before the TLS handshake: %w", addr, err)
 		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("parsl pool: connecting to the interchange: %w", ctx.Err())
@@ -148,6 +155,13 @@ func dial(ctx context.Context, addrs []string, within time.Duration, tc *tls.Con
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
+}
+
+// closedByPeer reports whether a handshake failed because the other side
+// closed or reset the connection, rather than on what it sent.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // allRefused reports whether every error joined in err (one per address,
