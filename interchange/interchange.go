@@ -7,8 +7,9 @@
 // pools finish before telling them to exit.
 //
 // Every goroutine it starts is owned by the Interchange and waited for by
-// Close: one accept loop, one monitor, and per connection a reader (which
-// first runs the handshake) and a writer.
+// Close: one accept loop, one monitor, one guard ticker (see guard.go),
+// and per connection a reader (which first runs the handshake) and a
+// writer.
 package interchange
 
 import (
