@@ -440,6 +440,15 @@ func (s *standalone) acceptDrivers() {
 			}
 			return
 		}
+		// The pool address's guard covers this address too: a flood of
+		// bad connections costs as much here.
+		if s.tls != nil && !s.ix.guard.admit(source(c.RemoteAddr()), time.Now()) {
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
+			c.Close()
+			continue
+		}
 		s.wg.Add(1)
 		go s.serveDriver(c)
 	}
@@ -450,12 +459,13 @@ func (s *standalone) acceptDrivers() {
 func (s *standalone) serveDriver(c net.Conn) {
 	defer s.wg.Done()
 	remote := c.RemoteAddr().String()
+	src := source(c.RemoteAddr())
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	conn := c
 	if s.tls != nil {
 		tc := tls.Server(c, s.tls)
 		if err := tc.Handshake(); err != nil {
-			s.log.Warn("interchange: driver TLS handshake failed", "remote", remote, "err", err)
+			s.ix.guard.failed(src, "driver address: TLS handshake failed: "+err.Error(), time.Now())
 			c.Close()
 			return
 		}
@@ -466,10 +476,18 @@ func (s *standalone) serveDriver(c net.Conn) {
 	_, err := wire.ServerHandshake(d.r, d.w, s.sec, wire.Expect{Role: wire.RoleDriver}, wire.Welcome{
 		HeartbeatPeriod: s.cfg.HeartbeatPeriod, HeartbeatThreshold: s.cfg.HeartbeatThreshold, Monitor: true})
 	if err != nil {
-		s.log.Warn("interchange: driver refused", "remote", remote, "err", err)
+		var re *wire.RefusedError
+		if errors.As(err, &re) && !strings.HasPrefix(re.Reason, "authentication failed") {
+			// It knows the secret: a pool or tool at the wrong address.
+			s.ix.guard.authenticated(src)
+			s.log.Warn("interchange: driver refused", "remote", remote, "err", err)
+		} else {
+			s.ix.guard.failed(src, "driver address: "+err.Error(), time.Now())
+		}
 		conn.Close()
 		return
 	}
+	s.ix.guard.authenticated(src)
 	_ = c.SetDeadline(time.Time{})
 	select {
 	case <-s.quit:
