@@ -7,8 +7,9 @@
 // pools finish before telling them to exit.
 //
 // Every goroutine it starts is owned by the Interchange and waited for by
-// Close: one accept loop, one monitor, and per connection a reader (which
-// first runs the handshake) and a writer.
+// Close: one accept loop, one monitor, one guard ticker (see guard.go),
+// and per connection a reader (which first runs the handshake) and a
+// writer.
 package interchange
 
 import (
@@ -128,6 +129,7 @@ type Interchange struct {
 
 	conns   sync.Map // net.Conn → struct{}: handshaking connections, closed by Close
 	counter atomic.Int64
+	guard   *guard // per-source handshake limit and failure log
 }
 
 type manager struct {
@@ -182,10 +184,12 @@ func New(opts Options) (*Interchange, error) {
 	if err != nil {
 		return nil, fmt.Errorf("interchange: listening on %s: %w (set the executor's Address to a local interface)", opts.Address, err)
 	}
-	ix := &Interchange{opts: opts, log: opts.Logger, ln: ln, quit: make(chan struct{})}
+	ix := &Interchange{opts: opts, log: opts.Logger, ln: ln, quit: make(chan struct{}), guard: newGuard(opts.Logger)}
 	ix.wg.Add(2)
 	go ix.acceptLoop()
 	go ix.monitor()
+	ix.wg.Add(1)
+	go ix.guardLoop()
 	return ix, nil
 }
 
@@ -353,8 +357,34 @@ func (ix *Interchange) acceptLoop() {
 			return
 		}
 		delay = 0
+		if ix.opts.TLS != nil && !ix.guard.admit(source(c.RemoteAddr()), time.Now()) {
+			// Closed before the TLS handshake costs anything; a reset
+			// leaves no TIME_WAIT here, and a pool that gets it retries.
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
+			c.Close()
+			continue
+		}
 		ix.wg.Add(1)
 		go ix.serve(c)
+	}
+}
+
+// guardLoop writes the guard's periodic failure counts, and the last
+// ones at Close.
+func (ix *Interchange) guardLoop() {
+	defer ix.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ix.quit:
+			ix.guard.tick(time.Now(), true)
+			return
+		case now := <-t.C:
+			ix.guard.tick(now, false)
+		}
 	}
 }
 
@@ -374,12 +404,13 @@ func (ix *Interchange) serve(c net.Conn) {
 		_ = tc.SetNoDelay(true)
 	}
 	remote := c.RemoteAddr().String()
+	src := source(c.RemoteAddr())
 	_ = c.SetDeadline(time.Now().Add(ix.opts.HandshakeTimeout))
 	conn := c
 	if ix.opts.TLS != nil {
 		tc := tls.Server(c, ix.opts.TLS)
 		if err := tc.Handshake(); err != nil {
-			ix.log.Warn("interchange: TLS handshake failed; connection dropped", "remote", remote, "err", err)
+			ix.guard.failed(src, "TLS handshake failed: "+err.Error(), time.Now())
 			c.Close()
 			return
 		}
@@ -394,7 +425,12 @@ func (ix *Interchange) serve(c net.Conn) {
 		var re *wire.RefusedError
 		if errors.As(err, &re) {
 			auth := re.Reason == "authentication failed: the pool does not know this run's secret"
-			ix.log.Warn("interchange: pool refused", "remote", remote, "reason", re.Reason)
+			if auth {
+				ix.guard.failed(src, re.Reason, time.Now())
+			} else {
+				ix.guard.authenticated(src)
+				ix.log.Warn("interchange: pool refused", "remote", remote, "reason", re.Reason)
+			}
 			if ix.opts.OnRefused != nil {
 				rf := Refusal{Remote: remote, Auth: auth, Reason: re.Reason}
 				if !auth {
@@ -403,11 +439,12 @@ func (ix *Interchange) serve(c net.Conn) {
 				ix.opts.OnRefused(rf)
 			}
 		} else {
-			ix.log.Warn("interchange: handshake failed; connection dropped", "remote", remote, "err", err)
+			ix.guard.failed(src, "handshake failed: "+err.Error(), time.Now())
 		}
 		conn.Close()
 		return
 	}
+	ix.guard.authenticated(src)
 	_ = c.SetDeadline(time.Time{})
 
 	m := &manager{

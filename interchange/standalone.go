@@ -50,7 +50,44 @@ func Main() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if cfg.ExitWithDriver {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		// Not waited for: it blocks reading stdin until the driver goes,
+		// and this process exits as soon as RunStandalone returns.
+		go watchDriver(os.Stdin, cancel, os.Stderr)
+	}
 	return RunStandalone(ctx, cfg, os.Stderr)
+}
+
+// ErrDriverGone is the cause of the stop of an interchange started with
+// ExitWithDriver whose driver process ended.
+var ErrDriverGone = errors.New("the driver that started this interchange is gone")
+
+// driverGoneExit bounds the orderly stop of an orphaned interchange
+// (finish waits at most about 2 s for pools): nobody else would ever stop
+// one that hangs.
+const driverGoneExit = 10 * time.Second
+
+// watchDriver reads the interchange's stdin, the read end of a pipe whose
+// write end only the driver holds (close-on-exec keeps it from every
+// other child), until it ends: the kernel closes the write end when the
+// driver exits however it exits, kill -9 included. This works on every
+// Unix and fires once per process exit, unlike Linux's parent-death
+// signal, which fires when the thread that started the child exits and
+// does not exist on darwin (the driver sets it too, as a backstop).
+func watchDriver(stdin io.Reader, cancel context.CancelCauseFunc, stderr io.Writer) {
+	var buf [64]byte
+	for {
+		if _, err := stdin.Read(buf[:]); err != nil {
+			break
+		}
+	}
+	cancel(ErrDriverGone)
+	time.Sleep(driverGoneExit)
+	fmt.Fprintf(stderr, "parsl interchange: %v and the orderly stop did not end within %s; exiting\n", ErrDriverGone, driverGoneExit)
+	os.Exit(ExitError)
 }
 
 // Wire returns m as sent to a driver.
@@ -208,7 +245,11 @@ func RunStandalone(ctx context.Context, cfg wire.InterchangeConfig, stderr io.Wr
 	go s.monitor()
 	select {
 	case <-ctx.Done():
-		log.Info("interchange: signalled; stopping")
+		if errors.Is(context.Cause(ctx), ErrDriverGone) {
+			log.Warn("interchange: the driver process is gone; telling pools to exit", "err", context.Cause(ctx))
+		} else {
+			log.Info("interchange: signalled; stopping")
+		}
 	case <-s.quit:
 	}
 	s.finish()
@@ -348,6 +389,12 @@ func (s *standalone) onManager(m ManagerInfo, gone bool, reason string) {
 }
 
 func (s *standalone) onRefused(r Refusal) {
+	if r.Auth {
+		// A peer without the secret says nothing about the driver's pools
+		// (the driver ignores it), and a flood of them must not become a
+		// flood of status frames.
+		return
+	}
 	st := s.status()
 	st.Refused = &wire.Refusal{Remote: r.Remote, Auth: r.Auth, Manager: r.Manager, Hostname: r.Hostname, BlockID: r.BlockID, Reason: r.Reason}
 	s.sendStatus(st)
@@ -393,6 +440,15 @@ func (s *standalone) acceptDrivers() {
 			}
 			return
 		}
+		// The pool address's guard covers this address too: a flood of
+		// bad connections costs as much here.
+		if s.tls != nil && !s.ix.guard.admit(source(c.RemoteAddr()), time.Now()) {
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
+			c.Close()
+			continue
+		}
 		s.wg.Add(1)
 		go s.serveDriver(c)
 	}
@@ -403,12 +459,13 @@ func (s *standalone) acceptDrivers() {
 func (s *standalone) serveDriver(c net.Conn) {
 	defer s.wg.Done()
 	remote := c.RemoteAddr().String()
+	src := source(c.RemoteAddr())
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	conn := c
 	if s.tls != nil {
 		tc := tls.Server(c, s.tls)
 		if err := tc.Handshake(); err != nil {
-			s.log.Warn("interchange: driver TLS handshake failed", "remote", remote, "err", err)
+			s.ix.guard.failed(src, "driver address: TLS handshake failed: "+err.Error(), time.Now())
 			c.Close()
 			return
 		}
@@ -419,10 +476,18 @@ func (s *standalone) serveDriver(c net.Conn) {
 	_, err := wire.ServerHandshake(d.r, d.w, s.sec, wire.Expect{Role: wire.RoleDriver}, wire.Welcome{
 		HeartbeatPeriod: s.cfg.HeartbeatPeriod, HeartbeatThreshold: s.cfg.HeartbeatThreshold, Monitor: true})
 	if err != nil {
-		s.log.Warn("interchange: driver refused", "remote", remote, "err", err)
+		var re *wire.RefusedError
+		if errors.As(err, &re) && !strings.HasPrefix(re.Reason, "authentication failed") {
+			// It knows the secret: a pool or tool at the wrong address.
+			s.ix.guard.authenticated(src)
+			s.log.Warn("interchange: driver refused", "remote", remote, "err", err)
+		} else {
+			s.ix.guard.failed(src, "driver address: "+err.Error(), time.Now())
+		}
 		conn.Close()
 		return
 	}
+	s.ix.guard.authenticated(src)
 	_ = c.SetDeadline(time.Time{})
 	select {
 	case <-s.quit:
@@ -457,6 +522,13 @@ func (s *standalone) serveDriver(c net.Conn) {
 	select {
 	case <-s.quit:
 	default:
+		if s.cfg.ExitWithDriver {
+			// The driver that started this interchange does not reconnect:
+			// the executor fails its tasks when the link breaks.
+			s.log.Warn("interchange: driver link lost; this interchange belongs to that driver and stops", "err", err)
+			s.halt()
+			return
+		}
 		s.log.Warn("interchange: driver link lost; keeping pools and work for a reconnect", "err", err, "grace", s.cfg.DriverGrace)
 	}
 }

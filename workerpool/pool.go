@@ -177,25 +177,6 @@ func Serve(ctx context.Context, cfg wire.PoolConfig, opts Options) error {
 	log.Info("pool starting", "manager", manager, "block", cfg.BlockID, "host", host, "workers", n,
 		"addresses", cfg.Addresses, "tls", tc != nil, "generic", cfg.Generic)
 
-	conn, err := dial(ctx, cfg.Addresses, threshold, tc)
-	if err != nil {
-		return err
-	}
-	p := &pool{
-		cfg:     cfg,
-		log:     log,
-		manager: manager,
-		conn:    conn,
-		r:       bufio.NewReaderSize(conn, 64<<10),
-		w:       bufio.NewWriterSize(conn, 64<<10),
-		grace:   opts.ShutdownGrace,
-		cores:   opts.Cores,
-	}
-	if p.grace <= 0 {
-		p.grace = DefaultShutdownGrace
-	}
-	p.workers, p.envs = makeWorkers(n, manager, cfg.BlockID, cfg.Accelerators)
-
 	hello := wire.Hello{
 		Generic:  cfg.Generic,
 		Manager:  manager,
@@ -210,20 +191,60 @@ func Serve(ctx context.Context, cfg wire.PoolConfig, opts Options) error {
 		hello.BuildID = registry.BuildID()
 		hello.Digest = registry.Digest()
 	}
-	if cfg.Walltime > 0 {
-		hello.WalltimeLeft = max(cfg.Walltime-time.Since(start), time.Nanosecond)
-	}
-	_ = conn.SetDeadline(time.Now().Add(threshold))
-	welcome, err := wire.ClientHandshake(p.r, p.w, secret, hello)
-	if err != nil {
+	var (
+		conn    net.Conn
+		r       *bufio.Reader
+		w       *bufio.Writer
+		welcome wire.Welcome
+	)
+	deadline := time.Now().Add(threshold)
+	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		if conn, err = dial(ctx, cfg.Addresses, time.Until(deadline), tc); err != nil {
+			return err
+		}
+		r, w = bufio.NewReaderSize(conn, 64<<10), bufio.NewWriterSize(conn, 64<<10)
+		if cfg.Walltime > 0 {
+			hello.WalltimeLeft = max(cfg.Walltime-time.Since(start), time.Nanosecond)
+		}
+		_ = conn.SetDeadline(time.Now().Add(threshold))
+		welcome, err = wire.ClientHandshake(r, w, secret, hello)
+		if err == nil {
+			break
+		}
 		conn.Close()
 		var re *wire.RefusedError
 		if errors.As(err, &re) {
 			log.Error("the interchange refused this pool", "reason", re.Reason)
 			return re
 		}
-		return fmt.Errorf("parsl pool: handshake with the interchange at %s failed: %w", conn.RemoteAddr(), err)
+		// An interchange that closes the connection mid-handshake has
+		// not refused this pool: its handshake deadline passed while many
+		// pools joined at once, or it is guarding against a flood from
+		// this address. Try again while the threshold allows.
+		if !closedByPeer(err) || time.Until(deadline) < backoff || ctx.Err() != nil {
+			return fmt.Errorf("parsl pool: handshake with the interchange at %s failed: %w", conn.RemoteAddr(), err)
+		}
+		log.Warn("the interchange closed the connection during the handshake; retrying", "address", conn.RemoteAddr().String(), "error", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("parsl pool: connecting to the interchange: %w", ctx.Err())
+		case <-time.After(backoff):
+		}
 	}
+	p := &pool{
+		cfg:     cfg,
+		log:     log,
+		manager: manager,
+		conn:    conn,
+		r:       r,
+		w:       w,
+		grace:   opts.ShutdownGrace,
+		cores:   opts.Cores,
+	}
+	if p.grace <= 0 {
+		p.grace = DefaultShutdownGrace
+	}
+	p.workers, p.envs = makeWorkers(n, manager, cfg.BlockID, cfg.Accelerators)
 	_ = conn.SetDeadline(time.Time{})
 
 	switch {

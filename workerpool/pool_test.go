@@ -518,6 +518,28 @@ func TestUnreachable(t *testing.T) {
 	}
 }
 
+// TestRefusedGivesUp: a pool started after its interchange exited (every
+// address refuses) gives up after RefusedGiveUp, not after the heartbeat
+// threshold (2 minutes by default).
+func TestRefusedGivesUp(t *testing.T) {
+	f := newFake(t, fakeOpts{})
+	dead := newFake(t, fakeOpts{})
+	cfg := f.config(1)
+	cfg.Addresses = []string{f.ln.Addr().String(), dead.ln.Addr().String()}
+	f.ln.Close()
+	dead.ln.Close()
+	cfg.HeartbeatThreshold = 2 * time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := workerpool.Serve(ctx, cfg, workerpool.Options{})
+	var ce *workerpool.ConnectError
+	if !errors.As(err, &ce) || !ce.Refused || workerpool.ExitCode(err) != workerpool.ExitUnreachable {
+		t.Fatalf("Serve: %v, want a ConnectError with Refused", err)
+	}
+	t.Logf("gave up after %s: %v", time.Since(start).Round(time.Millisecond), err)
+}
+
 func TestSecondAddressWorks(t *testing.T) {
 	f := newFake(t, fakeOpts{})
 	dead := newFake(t, fakeOpts{})

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -91,6 +92,9 @@ type remoteIX struct {
 
 	cmd    *exec.Cmd     // set when the executor started the interchange
 	exited chan struct{} // closed when cmd has been waited for
+	// lifeline is the write end of the child's stdin: the child exits
+	// when it closes, that is with this process at the latest.
+	lifeline *os.File
 
 	mu       sync.Mutex
 	mgrs     []interchange.ManagerInfo
@@ -130,6 +134,7 @@ func (e *Executor) startRemote(ctx context.Context, ixo interchange.Options, pc 
 			BuildID: ixo.Expect.BuildID, Digest: ixo.Expect.Digest,
 			HeartbeatPeriod: ixo.HeartbeatPeriod, HeartbeatThreshold: ixo.HeartbeatThreshold,
 			AddressFile: filepath.Join(dir, "addresses.json"), MaxFrame: ixo.MaxFrame,
+			ExitWithDriver: true,
 		}
 		if ixo.TLS != nil {
 			cd := filepath.Dir(pc.CAFile)
@@ -147,21 +152,48 @@ func (e *Executor) startRemote(ctx context.Context, ixo interchange.Options, pc 
 		if err != nil {
 			return nil, fmt.Errorf("creating the interchange log: %w", err)
 		}
+		// The child must not outlive this process (its pools would go on
+		// taking queued tasks for nobody): its stdin is a pipe whose
+		// write end only this process holds, and it exits when that pipe
+		// ends (see interchange.watchDriver). On Linux a parent-death
+		// signal backs this up.
+		lr, lw, err := os.Pipe()
+		if err != nil {
+			logf.Close()
+			return nil, fmt.Errorf("making the interchange's lifeline pipe: %w", err)
+		}
 		cmd := exec.Command(exe)
 		cmd.Env = append(os.Environ(), "PARSL_ROLE=interchange", wire.InterchangeConfigEnv+"="+cfgPath)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			logf.Close()
-			return nil, fmt.Errorf("starting the interchange process %s: %w", exe, err)
-		}
-		logf.Close() // the child has its own descriptor
-		r.cmd, r.exited = cmd, make(chan struct{})
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = lr, logf, logf
+		cmd.SysProcAttr = deathSignal()
+		started := make(chan error, 1)
+		r.exited = make(chan struct{})
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			_ = cmd.Wait()
-			close(r.exited)
+			defer close(r.exited)
+			// The parent-death signal fires when the thread that started
+			// the child exits, and the runtime ends a thread when a
+			// goroutine locked to it returns. Started from a goroutine
+			// locked to its thread until the child is reaped, the signal
+			// can only come from the death of this process.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			err := cmd.Start()
+			started <- err
+			if err == nil {
+				_ = cmd.Wait()
+			}
 		}()
+		err = <-started
+		lr.Close()   // the child has its own descriptor
+		logf.Close() // likewise
+		if err != nil {
+			lw.Close()
+			r.wg.Wait()
+			return nil, fmt.Errorf("starting the interchange process %s: %w", exe, err)
+		}
+		r.cmd, r.lifeline = cmd, lw
 		// The child writes the address file once it listens.
 		deadline := time.After(20 * time.Second)
 		for {
@@ -173,6 +205,7 @@ func (e *Executor) startRemote(ctx context.Context, ixo interchange.Options, pc 
 			select {
 			case <-r.exited:
 				r.wg.Wait()
+				r.closeLifeline()
 				return nil, fmt.Errorf("the interchange process exited (%v) before listening; see %s", cmd.ProcessState, filepath.Join(dir, "interchange.log"))
 			case <-deadline:
 				r.kill()
@@ -458,7 +491,15 @@ func (r *remoteIX) Close() error {
 		}
 	}
 	r.wg.Wait()
+	r.closeLifeline()
 	return err
+}
+
+func (r *remoteIX) closeLifeline() {
+	if r.lifeline != nil {
+		r.lifeline.Close()
+		r.lifeline = nil
+	}
 }
 
 // kill stops a child interchange that is not wanted after all and waits
@@ -468,6 +509,7 @@ func (r *remoteIX) kill() {
 		_ = r.cmd.Process.Kill()
 	}
 	r.wg.Wait()
+	r.closeLifeline()
 }
 
 // InterchangePID returns the process ID of a standalone interchange (0

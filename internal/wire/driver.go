@@ -142,6 +142,14 @@ type InterchangeConfig struct {
 	// work without a driver (at start, and after the driver goes) before
 	// it tells pools to exit and exits; default HeartbeatThreshold.
 	DriverGrace time.Duration `json:"driver_grace,omitempty"`
+	// ExitWithDriver is set by a driver that starts the interchange as
+	// its own child process (htex Interchange "process"). Such an
+	// interchange has no driver to wait for once its parent is gone (a
+	// restarted driver starts a child of its own), so it tells pools to
+	// exit and exits as soon as its standard input, a pipe whose write end
+	// only the driver holds, reaches end of file, or the driver link is
+	// lost, instead of serving queued tasks for DriverGrace.
+	ExitWithDriver bool `json:"exit_with_driver,omitempty"`
 	// AddressFile, when set, is where the interchange writes the
 	// addresses it bound (Addresses, as JSON) once it listens.
 	AddressFile string `json:"address_file,omitempty"`
