@@ -21,7 +21,7 @@ import (
 // (or until cancelled) and records that it ended: the side effects a
 // stalled pool must not repeat once its tasks were given to another.
 // It is run through the executor by name (htextest.mark).
-var _ = parsl.Register3("htextest.mark", func(ctx context.Context, dir string, id, ms int) (int, error) {
+var _ = parsl.Register3("htextest.stallmark", func(ctx context.Context, dir string, id, ms int) (int, error) {
 	pid := os.Getpid()
 	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("start-%d-%d", id, pid)), nil, 0o644); err != nil {
 		return 0, err
@@ -96,7 +96,7 @@ func TestResumedPoolCannotDeliverOrRun(t *testing.T) {
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
 
 	dir := t.TempDir()
-	app := lookupApp(t, "htextest.mark")
+	app := lookupApp(t, "htextest.stallmark")
 	const n = 40
 	s := newCountingSink(ex, n, func(id int64) any { return int(id) })
 	opts := &executor.Options{}
