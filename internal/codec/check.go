@@ -713,6 +713,13 @@ func lossyType(t reflect.Type, seen map[reflect.Type]bool) error {
 // stack), then, when lim has decode limits, the encoded bytes are held to
 // them exactly (a marshaler's own output is not walked).
 func MarshalChecked(v any, static reflect.Type, lim Limits) ([]byte, error) {
+	if !lim.Plain || static == nil || static.Kind() != reflect.Interface {
+		switch v.(type) {
+		case int, int64, uint64, string, bool, float64, []byte:
+			// The common case pays no lookups.
+			return encMode.Marshal(v)
+		}
+	}
 	if err := Check(v, static, lim); err != nil {
 		return nil, err
 	}
