@@ -494,7 +494,7 @@ func (k *DFK) tryDone(t *Task, res any, err error) {
 		advance([]*Task{t})
 		return
 	}
-	if p := t.x.App.Result; p.HasInterface && t.x.App.Kind == registry.Go {
+	if p := &t.x.App.Result; p.HasInterface && t.x.App.Kind == registry.Go {
 		// The same rule as for arguments, on every executor: a result
 		// interface holds plain data only. (From a pool it is plain
 		// already: the pool checked before encoding.)
