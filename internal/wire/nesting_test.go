@@ -1,9 +1,11 @@
 package wire
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/parsl-go/parsl/internal/codec"
+	"github.com/parsl-go/parsl/internal/failure"
 )
 
 func nestedList(n int) any {
@@ -51,5 +53,15 @@ func TestNestingLimits(t *testing.T) {
 		if decodes(f.limit+1, f.frame) {
 			t.Errorf("%s: a value nested %d deep (one above the limit) decodes; the limit is too low", name, f.limit+1)
 		}
+	}
+}
+
+// TestSerializationRuleCrosses: the rule a pool's SerializationError
+// names reaches the driver.
+func TestSerializationRuleCrosses(t *testing.T) {
+	in := &failure.SerializationError{TaskID: 3, App: "a", Arg: 0, Rule: codec.RuleCycle, Err: errors.New("refers back")}
+	out, ok := FromError(in).ToError(3, "a", 0, "h").(*failure.SerializationError)
+	if !ok || out.Rule != codec.RuleCycle || out.Arg != 0 || out.Err.Error() != "refers back" {
+		t.Fatalf("got %#v", out)
 	}
 }
