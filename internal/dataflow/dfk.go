@@ -273,8 +273,10 @@ func (k *DFK) check(t *Task) error {
 		}
 		if p.HasInterface {
 			// On every executor, so that what works on threads works on
-			// htex: interfaces hold plain data only (see codec.Check).
-			if err := codec.Check(s.Value(), p.Type, codec.Limits{Plain: true}); err != nil {
+			// htex: a Go app's interfaces hold plain data only (see
+			// codec.Check). Bash and join apps' arguments stay on the
+			// driver; they need only be encodable (for a memo key).
+			if err := codec.Check(s.Value(), p.Type, codec.Limits{Plain: app.Kind == registry.Go}); err != nil {
 				return &failure.SerializationError{TaskID: t.x.ID, App: app.Name, Arg: i + 1, Rule: codec.RuleOf(err), Err: err}
 			}
 		}
