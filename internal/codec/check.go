@@ -266,8 +266,17 @@ func hasTagName(f reflect.StructField) bool {
 // come back as itself. Values of types without pointers, slices, maps and
 // interfaces are not walked at all.
 func Check(v any, static reflect.Type, lim Limits) error {
+	_, err := check(v, static, lim)
+	return err
+}
+
+// check is Check that also reports whether the walk proved the encoding
+// within lim.Nesting and the array and map limits: it counts levels as
+// the encoder writes them, except inside values that encode themselves
+// (marshalers, big.Int), whose output it does not see.
+func check(v any, static reflect.Type, lim Limits) (exact bool, err error) {
 	if v == nil {
-		return nil
+		return true, nil
 	}
 	rv := reflect.ValueOf(v)
 	if static == nil {
@@ -279,30 +288,31 @@ func Check(v any, static reflect.Type, lim Limits) error {
 	}
 	if !iface {
 		if err := Encodable(static); err != nil {
-			return err
+			return false, err
 		}
-		if ti := infoOf(static); ti.static || ti.opaque {
-			return nil
+		if ti := infoOf(static); ti.static {
+			return ti.depth <= lim.Nesting, nil
+		} else if ti.opaque {
+			return static == tTime, nil
 		}
 	}
 	w := walker{depthMax: lim.Nesting, plain: lim.Plain, decode: lim.Nesting > 0, nodes: maxNodes}
 	if w.depthMax <= 0 {
 		w.depthMax = WalkDepth
 	}
-	var err error
 	if iface {
 		err = w.iface(rv, 0, 0)
 	} else {
 		err = w.value(rv, 0, 0)
 	}
 	if err == nil {
-		return nil
+		return !w.opaque, nil
 	}
 	we, ok := err.(*walkErr)
 	if !ok {
-		return err
+		return false, err
 	}
-	return we.finish()
+	return false, we.finish()
 }
 
 // finish turns an unwound walk error into a LimitError; a path that
@@ -351,6 +361,7 @@ type walker struct {
 	plain    bool
 	decode   bool
 	nodes    int
+	opaque   bool // met a value that encodes itself (its depth unseen)
 }
 
 func (w *walker) fail(rule, msg string) error { return &walkErr{rule: rule, msg: msg} }
@@ -382,6 +393,7 @@ func (w *walker) value(v reflect.Value, depth, hops int) error {
 	t := v.Type()
 	ti := infoOf(t)
 	if ti.opaque {
+		w.opaque = w.opaque || t != tTime
 		return nil
 	}
 	if ti.static {
@@ -420,6 +432,7 @@ func (w *walker) value(v reflect.Value, depth, hops int) error {
 		r := &ref{p: v.UnsafePointer(), typ: t}
 		kt, et := infoOf(t.Key()), infoOf(t.Elem())
 		if (kt.static || kt.opaque) && (et.static || et.opaque) {
+			w.opaque = w.opaque || kt.opaque && t.Key() != tTime || et.opaque && t.Elem() != tTime
 			if kt.depth+1+depth > w.depthMax || et.depth+1+depth > w.depthMax {
 				return wrap(w.nestingErr(), "", r)
 			}
@@ -476,6 +489,7 @@ func (w *walker) list(v reflect.Value, depth, hops int, r *ref) error {
 	}
 	et := infoOf(t.Elem())
 	if et.opaque {
+		w.opaque = w.opaque || t.Elem() != tTime
 		return nil
 	}
 	if et.static {
@@ -720,32 +734,22 @@ func MarshalChecked(v any, static reflect.Type, lim Limits) ([]byte, error) {
 			return encMode.Marshal(v)
 		}
 	}
-	if err := Check(v, static, lim); err != nil {
+	exact, err := check(v, static, lim)
+	if err != nil {
 		return nil, err
 	}
 	b, err := encMode.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
-	if lim.Nesting > 0 && !staticOK(v, static, lim.Nesting) {
+	if lim.Nesting > 0 && !exact {
+		// The walk did not see everything (a marshaler's output): hold
+		// the bytes to the decoder's limits.
 		if err := wellformed(b, lim.Nesting); err != nil {
 			return nil, err
 		}
 	}
 	return b, nil
-}
-
-// staticOK reports that v's type alone proves the encoding within the
-// limits, so that plain values (the common case) skip the scan.
-func staticOK(v any, static reflect.Type, nesting int) bool {
-	if v == nil {
-		return true
-	}
-	if static != nil && static.Kind() == reflect.Interface {
-		return false
-	}
-	ti := infoOf(reflect.TypeOf(v))
-	return ti.static && ti.depth <= nesting
 }
 
 var wfModes sync.Map // nesting → cbor.DecMode

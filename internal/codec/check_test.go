@@ -245,3 +245,22 @@ func BenchmarkMarshalInt(b *testing.B) {
 		}
 	}
 }
+
+type chkSelf struct{ depth int }
+
+func (c chkSelf) MarshalCBOR() ([]byte, error) { return Marshal(chkNested(c.depth)) }
+func (c *chkSelf) UnmarshalCBOR([]byte) error  { return nil }
+
+// TestMarshalCheckedSeesMarshalerOutput: the walk cannot see inside a
+// marshaler, so its bytes are held to the limits.
+func TestMarshalCheckedSeesMarshalerOutput(t *testing.T) {
+	if _, err := MarshalChecked([]chkSelf{{depth: 50}}, nil, Limits{Nesting: 60}); err != nil {
+		t.Errorf("shallow marshaler output: %v", err)
+	}
+	if _, err := MarshalChecked([]chkSelf{{depth: 70}}, nil, Limits{Nesting: 60}); err == nil || rule(t, err) != RuleNesting {
+		t.Errorf("deep marshaler output: %v", err)
+	}
+	if _, err := MarshalChecked(map[string]any{"m": chkSelf{depth: 70}}, tAny, Limits{Nesting: 60}); err == nil || rule(t, err) != RuleNesting {
+		t.Errorf("deep marshaler output in an interface: %v", err)
+	}
+}
