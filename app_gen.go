@@ -14,7 +14,8 @@ type App0[R any] struct{ app *registry.App }
 
 // Register0 registers fn as a Go app named name. Call it at package level
 // (var X = parsl.Register0(...)) so that every copy of the binary has the app;
-// it panics on a duplicate name or after Load.
+// it panics on a duplicate name, after Load, or on a parameter or result type
+// that cannot cross to a worker intact (see "What can cross to a worker").
 func Register0[R any](name string, fn func(context.Context) (R, error), opts ...AppOption) *App0[R] {
 	a := newApp(name, registry.Go, opts, registry.ParamOf[R]())
 	a.Invoke = func(ctx context.Context, args []any) (any, error) { r, err := fn(ctx); return r, err }
@@ -85,7 +86,8 @@ type App1[A1, R any] struct{ app *registry.App }
 
 // Register1 registers fn as a Go app named name. Call it at package level
 // (var X = parsl.Register1(...)) so that every copy of the binary has the app;
-// it panics on a duplicate name or after Load.
+// it panics on a duplicate name, after Load, or on a parameter or result type
+// that cannot cross to a worker intact (see "What can cross to a worker").
 func Register1[A1, R any](name string, fn func(context.Context, A1) (R, error), opts ...AppOption) *App1[A1, R] {
 	a := newApp(name, registry.Go, opts, registry.ParamOf[R](), registry.ParamOf[A1]())
 	a.Invoke = func(ctx context.Context, args []any) (any, error) { r, err := fn(ctx, as[A1](args[0])); return r, err }
@@ -156,7 +158,8 @@ type App2[A1, A2, R any] struct{ app *registry.App }
 
 // Register2 registers fn as a Go app named name. Call it at package level
 // (var X = parsl.Register2(...)) so that every copy of the binary has the app;
-// it panics on a duplicate name or after Load.
+// it panics on a duplicate name, after Load, or on a parameter or result type
+// that cannot cross to a worker intact (see "What can cross to a worker").
 func Register2[A1, A2, R any](name string, fn func(context.Context, A1, A2) (R, error), opts ...AppOption) *App2[A1, A2, R] {
 	a := newApp(name, registry.Go, opts, registry.ParamOf[R](), registry.ParamOf[A1](), registry.ParamOf[A2]())
 	a.Invoke = func(ctx context.Context, args []any) (any, error) {
@@ -233,7 +236,8 @@ type App3[A1, A2, A3, R any] struct{ app *registry.App }
 
 // Register3 registers fn as a Go app named name. Call it at package level
 // (var X = parsl.Register3(...)) so that every copy of the binary has the app;
-// it panics on a duplicate name or after Load.
+// it panics on a duplicate name, after Load, or on a parameter or result type
+// that cannot cross to a worker intact (see "What can cross to a worker").
 func Register3[A1, A2, A3, R any](name string, fn func(context.Context, A1, A2, A3) (R, error), opts ...AppOption) *App3[A1, A2, A3, R] {
 	a := newApp(name, registry.Go, opts, registry.ParamOf[R](), registry.ParamOf[A1](), registry.ParamOf[A2](), registry.ParamOf[A3]())
 	a.Invoke = func(ctx context.Context, args []any) (any, error) {
@@ -310,7 +314,8 @@ type App4[A1, A2, A3, A4, R any] struct{ app *registry.App }
 
 // Register4 registers fn as a Go app named name. Call it at package level
 // (var X = parsl.Register4(...)) so that every copy of the binary has the app;
-// it panics on a duplicate name or after Load.
+// it panics on a duplicate name, after Load, or on a parameter or result type
+// that cannot cross to a worker intact (see "What can cross to a worker").
 func Register4[A1, A2, A3, A4, R any](name string, fn func(context.Context, A1, A2, A3, A4) (R, error), opts ...AppOption) *App4[A1, A2, A3, A4, R] {
 	a := newApp(name, registry.Go, opts, registry.ParamOf[R](), registry.ParamOf[A1](), registry.ParamOf[A2](), registry.ParamOf[A3](), registry.ParamOf[A4]())
 	a.Invoke = func(ctx context.Context, args []any) (any, error) {
@@ -387,7 +392,8 @@ type App5[A1, A2, A3, A4, A5, R any] struct{ app *registry.App }
 
 // Register5 registers fn as a Go app named name. Call it at package level
 // (var X = parsl.Register5(...)) so that every copy of the binary has the app;
-// it panics on a duplicate name or after Load.
+// it panics on a duplicate name, after Load, or on a parameter or result type
+// that cannot cross to a worker intact (see "What can cross to a worker").
 func Register5[A1, A2, A3, A4, A5, R any](name string, fn func(context.Context, A1, A2, A3, A4, A5) (R, error), opts ...AppOption) *App5[A1, A2, A3, A4, A5, R] {
 	a := newApp(name, registry.Go, opts, registry.ParamOf[R](), registry.ParamOf[A1](), registry.ParamOf[A2](), registry.ParamOf[A3](), registry.ParamOf[A4](), registry.ParamOf[A5]())
 	a.Invoke = func(ctx context.Context, args []any) (any, error) {
@@ -464,7 +470,8 @@ type App6[A1, A2, A3, A4, A5, A6, R any] struct{ app *registry.App }
 
 // Register6 registers fn as a Go app named name. Call it at package level
 // (var X = parsl.Register6(...)) so that every copy of the binary has the app;
-// it panics on a duplicate name or after Load.
+// it panics on a duplicate name, after Load, or on a parameter or result type
+// that cannot cross to a worker intact (see "What can cross to a worker").
 func Register6[A1, A2, A3, A4, A5, A6, R any](name string, fn func(context.Context, A1, A2, A3, A4, A5, A6) (R, error), opts ...AppOption) *App6[A1, A2, A3, A4, A5, A6, R] {
 	a := newApp(name, registry.Go, opts, registry.ParamOf[R](), registry.ParamOf[A1](), registry.ParamOf[A2](), registry.ParamOf[A3](), registry.ParamOf[A4](), registry.ParamOf[A5](), registry.ParamOf[A6]())
 	a.Invoke = func(ctx context.Context, args []any) (any, error) {

@@ -35,6 +35,37 @@
 // values as arguments, compute them at package level or in init, or give
 // them to the pools as environment variables (htex.Options.WorkerEnv).
 //
+// # What can cross to a worker
+//
+// The arguments and result of a Go app cross to a worker pool (htex) as
+// CBOR; on the threads executor they stay in memory. So that a workflow
+// tested on threads gives the same values on htex, the same rules hold on
+// both:
+//
+//   - Types must round-trip: exported struct fields (an unexported field
+//     would arrive as its zero value; tag it `cbor:"-"` if that is fine, or
+//     give the type MarshalCBOR/UnmarshalCBOR or MarshalBinary/
+//     UnmarshalBinary), no funcs, channels or complex numbers, and no
+//     interface types with methods (error, io.Reader: CBOR carries no Go
+//     types). Register panics on a Go app whose parameter or result type
+//     breaks this, naming the field.
+//   - An interface (any, also inside a struct, slice or map) may hold only
+//     plain data: nil, bool, int, float64, string, []byte, and []any or
+//     map[string]any of plain data. Anything else (a struct, a pointer, an
+//     int64, a []int) would come back from a worker as something else, so
+//     it fails the task with a *SerializationError on every executor. Give
+//     the parameter a concrete type instead.
+//   - A value with a cycle cannot be encoded; on htex (and in memo keys,
+//     whatever the executor) it fails its task with a *SerializationError.
+//   - Worker pools decode at most 64 levels of nesting (a value inside its
+//     message: 60 for an argument, 61 for a result), 16,777,216 array
+//     elements and 4,194,304 map pairs, and frames up to htex
+//     Options.MaxFrame (64 MiB). A value past a limit fails its own task,
+//     before it is sent, with a *SerializationError whose Rule names the
+//     limit. Pass large data in a file (parsl.File) instead.
+//
+// A SerializationError is never retried: the same value fails the same way.
+//
 // Failures are values: *AppError (including panics, with their stack),
 // *DependencyError, *BashExitError, *WalltimeError, *RetryError and more,
 // all usable with errors.As. Retries, memoization (WithCache) and

@@ -313,6 +313,11 @@ func TestUnencodableArgument(t *testing.T) {
 		{"chan in any", func() *parsl.Future[int] {
 			return errorsAny.Submit(dfk, parsl.Val(1), parsl.Val[any](make(chan int)))
 		}, "test.errors.any", 2},
+		{"typed map in any", func() *parsl.Future[int] {
+			// It would come back from a worker as a map[string]any, so it
+			// is refused on every executor (see "What can cross").
+			return errorsAny.Submit(dfk, parsl.Val(1), parsl.Val[any](map[string]int{"a": 1}))
+		}, "test.errors.any", 2},
 		{"func in []any", func() *parsl.Future[int] {
 			return errorsAnySlice.Submit(dfk, parsl.Val([]any{1, "x", func() {}}))
 		}, "test.errors.anyslice", 1},
@@ -333,7 +338,7 @@ func TestUnencodableArgument(t *testing.T) {
 		})
 	}
 	t.Run("encodable any", func(t *testing.T) {
-		if got := coreGet(t, errorsAny.Submit(dfk, parsl.Val(5), parsl.Val[any](map[string]int{"a": 1}))); got != 5 {
+		if got := coreGet(t, errorsAny.Submit(dfk, parsl.Val(5), parsl.Val[any](map[string]any{"a": 1}))); got != 5 {
 			t.Errorf("got %d", got)
 		}
 		if got := coreGet(t, errorsAnySlice.Submit(dfk, parsl.Val([]any{1, "x", nil}))); got != 3 {

@@ -77,6 +77,19 @@ func Key(app, version string, args []any, extra ...any) ([32]byte, error) {
 	if k, ok := fastKey(app, version, args, extra); ok {
 		return k, nil
 	}
+	// The encoder has no cycle detection and recurses once per level: a
+	// cyclic or absurdly deep argument must fail here, not overflow the
+	// stack and kill the program.
+	for i, a := range args {
+		if err := codec.Check(a, nil, codec.Limits{}); err != nil {
+			return [32]byte{}, &KeyError{Arg: i + 1, Value: a, Err: err}
+		}
+	}
+	for i, a := range extra {
+		if err := codec.Check(a, nil, codec.Limits{}); err != nil {
+			return [32]byte{}, &KeyError{Extra: i + 1, Value: a, Err: err}
+		}
+	}
 	b, err := codec.Marshal([4]any{app, version, args, extra})
 	if err != nil {
 		return [32]byte{}, keyError(args, extra, err)
@@ -84,18 +97,49 @@ func Key(app, version string, args []any, extra ...any) ([32]byte, error) {
 	return sha256.Sum256(b), nil
 }
 
+// MaxResultNesting is the deepest nesting a checkpointed result may have:
+// codec.MaxNesting less the level of the journal record around it. A
+// deeper one could be written but not read back, and reading stops at the
+// first record that does not decode.
+const MaxResultNesting = codec.MaxNesting - 1
+
+// KeyError is a memo key that cannot be computed because a value in it
+// cannot be encoded.
+type KeyError struct {
+	// Arg is the 1-based position of the argument at fault, or 0.
+	Arg int
+	// Extra is the 1-based position of the extra key value at fault, or 0.
+	Extra int
+	// Value is the value at fault.
+	Value any
+	Err   error
+}
+
+func (e *KeyError) Error() string {
+	switch {
+	case e.Arg > 0:
+		return fmt.Sprintf("memo: argument %d (%T) cannot be encoded for the memo key: %v", e.Arg, e.Value, e.Err)
+	case e.Extra > 0:
+		return fmt.Sprintf("memo: extra key value %d (%T) cannot be encoded for the memo key: %v", e.Extra, e.Value, e.Err)
+	}
+	return fmt.Sprintf("memo: cannot encode memo key: %v", e.Err)
+}
+
+// Unwrap returns the encoder's error.
+func (e *KeyError) Unwrap() error { return e.Err }
+
 // keyError finds which value broke the encoding of a key, so that the user
 // learns which argument to fix rather than just that something failed.
 func keyError(args, extra []any, whole error) error {
 	for i, a := range args {
 		if _, err := codec.Marshal(a); err != nil {
-			return fmt.Errorf("memo: argument %d (%T) cannot be encoded for the memo key: %w", i+1, a, err)
+			return &KeyError{Arg: i + 1, Value: a, Err: err}
 		}
 	}
 	for i, a := range extra {
 		if _, err := codec.Marshal(a); err != nil {
-			return fmt.Errorf("memo: extra key value %d (%T) cannot be encoded for the memo key: %w", i+1, a, err)
+			return &KeyError{Extra: i + 1, Value: a, Err: err}
 		}
 	}
-	return fmt.Errorf("memo: cannot encode memo key: %w", whole)
+	return &KeyError{Err: whole}
 }

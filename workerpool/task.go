@@ -199,14 +199,18 @@ func (p *pool) runGo(ctx context.Context, t *wire.Task) (codec.RawMessage, error
 	if err := checkOutputs(t); err != nil {
 		return nil, err
 	}
-	raw, err := codec.Marshal(res)
+	// Checked before and after encoding: a cyclic result would overflow
+	// this pool's stack, and one above the interchange's decode limits
+	// would make it drop the pool; either way every retry would do the
+	// same. Fail just this task, with the reason.
+	raw, err := codec.MarshalChecked(res, app.Result.Type, codec.Limits{Nesting: wire.MaxResultNesting, Plain: app.Result.HasInterface})
 	if err != nil {
-		return nil, &failure.SerializationError{TaskID: t.ID, App: t.App, Arg: 0, Err: err}
+		return nil, &failure.SerializationError{TaskID: t.ID, App: t.App, Arg: 0, Rule: codec.RuleOf(err), Err: err}
 	}
 	if limit := p.maxResult(); len(raw) > limit {
 		// The interchange would drop the whole pool for a frame above its
 		// limit; fail just this task instead.
-		return nil, &failure.SerializationError{TaskID: t.ID, App: t.App, Arg: 0,
+		return nil, &failure.SerializationError{TaskID: t.ID, App: t.App, Arg: 0, Rule: "size",
 			Err: fmt.Errorf("the encoded result is %d bytes, above the frame limit of %d; return a path to a file instead of large data", len(raw), limit)}
 	}
 	return raw, nil

@@ -780,9 +780,16 @@ func (e *Executor) Submit(t *executor.Task) error {
 	if t.App.Kind != registry.Bash && len(t.Args) > 0 {
 		wt.Args = make([]codec.RawMessage, len(t.Args))
 		for i, a := range t.Args {
-			b, err := codec.Marshal(a)
+			// Checked against the pool's decode limits here: a pool that
+			// cannot decode a frame drops the connection, losing every
+			// task in it, and would do so again on every retry.
+			var static reflect.Type
+			if i < len(t.App.Params) {
+				static = t.App.Params[i].Type
+			}
+			b, err := codec.MarshalChecked(a, static, codec.Limits{Nesting: wire.MaxArgNesting})
 			if err != nil {
-				serr = &failure.SerializationError{TaskID: t.ID, App: t.App.Name, Arg: i + 1, Err: err}
+				serr = &failure.SerializationError{TaskID: t.ID, App: t.App.Name, Arg: i + 1, Rule: codec.RuleOf(err), Err: err}
 				break
 			}
 			wt.Args[i] = b
@@ -796,7 +803,7 @@ func (e *Executor) Submit(t *executor.Task) error {
 		} else if len(payload) > e.opts.MaxFrame-frameOverhead {
 			// A pool would drop the connection on such a frame; fail the
 			// one task instead, saying what to change.
-			serr = &failure.SerializationError{TaskID: t.ID, App: t.App.Name, Err: fmt.Errorf(
+			serr = &failure.SerializationError{TaskID: t.ID, App: t.App.Name, Rule: "size", Err: fmt.Errorf(
 				"the encoded task is %d bytes, above the executor's MaxFrame of %d; pass large data as files, or raise Options.MaxFrame", len(payload), e.opts.MaxFrame)}
 		}
 	}

@@ -8,6 +8,7 @@ package codec
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"sync"
 
@@ -81,23 +82,10 @@ func Encodable(t reflect.Type) error {
 	return err
 }
 
-// EncodableValue reports whether v can be encoded, looking at its dynamic type.
-func EncodableValue(v any) error {
-	if v == nil {
-		return nil
-	}
-	t := reflect.TypeOf(v)
-	if err := Encodable(t); err != nil {
-		return err
-	}
-	if ContainsInterface(t) {
-		// The static check passed but an interface inside may hold anything.
-		if _, err := encMode.Marshal(v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// EncodableValue reports whether v can be encoded, looking at its dynamic
+// type and, where interfaces inside may hold anything, at its contents
+// (with Check, so that a cycle is an error rather than a stack overflow).
+func EncodableValue(v any) error { return Check(v, nil, Limits{}) }
 
 var verdicts sync.Map // reflect.Type → error or nil
 
@@ -123,7 +111,7 @@ func encodable(t reflect.Type, seen map[reflect.Type]bool) error {
 	case reflect.Struct:
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
-			if !f.IsExported() || f.Tag.Get("cbor") == "-" {
+			if !isEncodedField(f) {
 				continue
 			}
 			if err := encodable(f.Type, seen); err != nil {
@@ -138,8 +126,15 @@ func encodable(t reflect.Type, seen map[reflect.Type]bool) error {
 // value (t is one, or has one inside), so that only the dynamic value tells
 // whether it encodes.
 func ContainsInterface(t reflect.Type) bool {
-	return hasInterface(t, map[reflect.Type]bool{})
+	if v, ok := ifaces.Load(t); ok {
+		return v.(bool)
+	}
+	has := hasInterface(t, map[reflect.Type]bool{})
+	ifaces.Store(t, has)
+	return has
 }
+
+var ifaces sync.Map // reflect.Type → bool
 
 func hasInterface(t reflect.Type, seen map[reflect.Type]bool) bool {
 	if seen[t] {
@@ -155,10 +150,98 @@ func hasInterface(t reflect.Type, seen map[reflect.Type]bool) bool {
 		return hasInterface(t.Key(), seen) || hasInterface(t.Elem(), seen)
 	case reflect.Struct:
 		for i := 0; i < t.NumField(); i++ {
-			if f := t.Field(i); f.IsExported() && hasInterface(f.Type, seen) {
+			if f := t.Field(i); isEncodedField(f) && hasInterface(f.Type, seen) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// UnmarshalPlain is Unmarshal for values of types with interfaces inside:
+// a decoded integer in an interface slot is an int (the decoder gives
+// uint64 or int64), so that plain data (see Check's Plain) comes back as
+// the type it was sent as.
+func UnmarshalPlain(data []byte, v any) error {
+	if err := decMode.Unmarshal(data, v); err != nil {
+		return err
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		fixInts(rv.Elem())
+	}
+	return nil
+}
+
+func fixInts(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Interface:
+		if v.IsNil() || !v.CanSet() {
+			return
+		}
+		if x, changed := plainInts(v.Elem().Interface()); changed {
+			v.Set(reflect.ValueOf(x))
+		}
+	case reflect.Pointer:
+		if !v.IsNil() && ContainsInterface(v.Type().Elem()) {
+			fixInts(v.Elem())
+		}
+	case reflect.Slice, reflect.Array:
+		if ContainsInterface(v.Type().Elem()) {
+			for i := 0; i < v.Len(); i++ {
+				fixInts(v.Index(i))
+			}
+		}
+	case reflect.Map:
+		if v.IsNil() || !ContainsInterface(v.Type().Elem()) {
+			return
+		}
+		// Map values are not addressable: fix a copy and store it back.
+		// (Interface keys keep their decoded type.)
+		it := v.MapRange()
+		type kv struct{ k, v reflect.Value }
+		var fixed []kv
+		for it.Next() {
+			nv := reflect.New(v.Type().Elem()).Elem()
+			nv.Set(it.Value())
+			fixInts(nv)
+			fixed = append(fixed, kv{it.Key(), nv})
+		}
+		for _, e := range fixed {
+			v.SetMapIndex(e.k, e.v)
+		}
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if f := v.Field(i); f.CanSet() && ContainsInterface(f.Type()) {
+				fixInts(f)
+			}
+		}
+	}
+}
+
+// plainInts rewrites the integers in a decoded interface value as ints.
+func plainInts(x any) (any, bool) {
+	switch y := x.(type) {
+	case uint64:
+		if y <= math.MaxInt {
+			return int(y), true
+		}
+	case int64:
+		if y >= math.MinInt && y <= math.MaxInt {
+			return int(y), true
+		}
+	case []any:
+		for i, e := range y {
+			if z, ok := plainInts(e); ok {
+				y[i] = z
+			}
+		}
+	case map[string]any:
+		for k, e := range y {
+			if z, ok := plainInts(e); ok {
+				y[k] = z
+			}
+		}
+	}
+	return x, false
 }

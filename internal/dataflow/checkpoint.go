@@ -201,7 +201,10 @@ func (c *checkpointer) record(key [32]byte, app *registry.App, res any) {
 	if c.cfg.Mode == CheckpointNone {
 		return
 	}
-	raw, err := codec.Marshal(res)
+	raw, err := codec.MarshalChecked(res, app.Result.Type, codec.Limits{Nesting: memo.MaxResultNesting})
+	if err == nil && app.Result.Lossy != nil {
+		err = app.Result.Lossy
+	}
 	if err != nil {
 		c.log.Warn("result cannot be checkpointed (not CBOR-encodable); it stays memoized for this run only", "app", app.Name, "err", err)
 		return

@@ -278,8 +278,23 @@ func (k *DFK) check(t *Task) error {
 			return &failure.SerializationError{TaskID: t.x.ID, App: app.Name, Arg: i + 1, Err: p.Unencodable}
 		}
 		if p.HasInterface {
-			if err := codec.EncodableValue(s.Value()); err != nil {
-				return &failure.SerializationError{TaskID: t.x.ID, App: app.Name, Arg: i + 1, Err: err}
+			// On every executor, so that what works on threads works on
+			// htex: a Go app's interfaces hold plain data only (see
+			// codec.Check). Bash and join apps' arguments stay on the
+			// driver; they need only be encodable (for a memo key).
+			if err := codec.Check(s.Value(), p.Type, codec.Limits{Plain: app.Kind == registry.Go}); err != nil {
+				return &failure.SerializationError{TaskID: t.x.ID, App: app.Name, Arg: i + 1, Rule: codec.RuleOf(err), Err: err}
+			}
+		}
+	}
+	if app.Kind != registry.Go && k.caching(t) {
+		// Go apps with such types are refused by Register; a bash or join
+		// app's values stay on the driver, except in its memo key and
+		// checkpoint, which would silently ignore the lost part.
+		for i, p := range app.Params {
+			if p.Lossy != nil {
+				return &failure.SerializationError{TaskID: t.x.ID, App: app.Name, Arg: i + 1,
+					Err: fmt.Errorf("the app is cached, and its memo key would ignore part of this argument: %w", p.Lossy)}
 			}
 		}
 	}
@@ -367,7 +382,12 @@ func (k *DFK) launchOnce(t *Task) (settled bool, st State, res any, err error, r
 		if x.memoKey == nil {
 			key, kerr := memo.Key(app.Name, app.Version, t.x.Args, k.memoExtra(t)...)
 			if kerr != nil {
-				return k.tryFailedSync(t, &failure.SerializationError{TaskID: t.x.ID, App: app.Name, Err: kerr})
+				var ke *memo.KeyError
+				arg := 0
+				if errors.As(kerr, &ke) {
+					arg = ke.Arg
+				}
+				return k.tryFailedSync(t, &failure.SerializationError{TaskID: t.x.ID, App: app.Name, Arg: arg, Rule: codec.RuleOf(kerr), Err: kerr})
 			}
 			x.memoKey = &key
 		}
@@ -482,6 +502,15 @@ func (k *DFK) tryDone(t *Task, res any, err error) {
 		advance([]*Task{t})
 		return
 	}
+	if p := &t.x.App.Result; p.HasInterface && t.x.App.Kind == registry.Go {
+		// The same rule as for arguments, on every executor: a result
+		// interface holds plain data only. (From a pool it is plain
+		// already: the pool checked before encoding.)
+		if err := codec.Check(res, p.Type, codec.Limits{Plain: true}); err != nil {
+			advanceSettled(t, Failed, nil, k.finalError(t, k.noRetry(t, &failure.SerializationError{TaskID: t.x.ID, App: t.x.App.Name, Rule: codec.RuleOf(err), Err: err})))
+			return
+		}
+	}
 	if t.ext != nil && t.ext.memoKey != nil {
 		k.ckpt.record(*t.ext.memoKey, t.x.App, res)
 	}
@@ -494,6 +523,10 @@ func (k *DFK) retryable(t *Task, err error) bool {
 	info := TaskInfo{ID: t.x.ID, App: t.x.App.Name, Try: t.x.Try, FailCount: len(x.attempts) + 1, FailCost: x.failCost}
 	x.attempts = append(x.attempts, err)
 	if errors.Is(err, failure.ErrDFKClosed) || k.closed.Load() && k.rootCtx.Err() != nil {
+		return false
+	}
+	if se := (*failure.SerializationError)(nil); errors.As(err, &se) {
+		// The same value fails the same way on every try.
 		return false
 	}
 	cost := 1.0
@@ -520,6 +553,13 @@ func (k *DFK) retryable(t *Task, err error) bool {
 	t.x.Command = ""
 	k.log.Info("task failed, retrying", "task", t.x.ID, "app", t.x.App.Name, "try", t.x.Try, "err", err)
 	return true
+}
+
+// noRetry records err as a try that is not retried, and returns it.
+func (k *DFK) noRetry(t *Task, err error) error {
+	x := t.extra()
+	x.attempts = append(x.attempts, err)
+	return err
 }
 
 func callHandler(h func(error, TaskInfo) float64, err error, info TaskInfo) (cost float64, herr error) {

@@ -258,17 +258,28 @@ func (e *MissingOutputsError) Error() string {
 
 // SerializationError is raised when an argument or result cannot be encoded
 // or decoded. Arg is the 1-based argument position, or 0 for the result.
+// It is deterministic (the same value fails the same way every time), so
+// the task is not retried.
 type SerializationError struct {
 	TaskID int64
 	App    string
 	Arg    int
-	Err    error
+	// Rule names the rule the value broke when it was refused before
+	// encoding: "cycle", "nesting", "array", "map", "size" (too large) or
+	// "interface" (an interface value that would not come back as itself);
+	// empty for other encoding or decoding errors. Err says what to change.
+	Rule string
+	Err  error
 }
 
 func (e *SerializationError) Error() string {
 	what := "result"
 	if e.Arg > 0 {
 		what = fmt.Sprintf("argument %d", e.Arg)
+	}
+	if e.Rule != "" {
+		// The cause carries its own advice.
+		return fmt.Sprintf("task %d (%s): %s cannot be serialized: %v", e.TaskID, e.App, what, e.Err)
 	}
 	return fmt.Sprintf("task %d (%s): %s cannot be serialized: %v (arguments and results must be CBOR-encodable: exported fields, no funcs or channels)",
 		e.TaskID, e.App, what, e.Err)

@@ -49,6 +49,11 @@ type Param struct {
 	Unencodable error
 	// HasInterface is true when only the dynamic value tells whether it encodes.
 	HasInterface bool
+	// Lossy is non-nil when values of Type would not survive a trip to a
+	// worker and back (an unexported field, an interface with methods):
+	// Register refuses such a Go app, and the kernel refuses to key or
+	// checkpoint such a value.
+	Lossy error
 	// Decode decodes one CBOR argument into a value of Type (boxed).
 	Decode func(raw []byte) (any, error)
 }
@@ -121,6 +126,7 @@ func ParamOf[T any]() Param {
 	p := Param{Type: t, Unencodable: codec.Encodable(t)}
 	if p.Unencodable == nil {
 		p.HasInterface = codec.ContainsInterface(t)
+		p.Lossy = codec.Lossy(t)
 	}
 	p.Decode = func(raw []byte) (any, error) {
 		var v T
@@ -128,6 +134,17 @@ func ParamOf[T any]() Param {
 			return nil, err
 		}
 		return v, nil
+	}
+	if p.HasInterface {
+		// Integers in interfaces come back as int, as they were sent
+		// (plain data; see codec.Check).
+		p.Decode = func(raw []byte) (any, error) {
+			var v T
+			if err := codec.UnmarshalPlain(raw, &v); err != nil {
+				return nil, err
+			}
+			return v, nil
+		}
 	}
 	return p
 }
@@ -144,6 +161,19 @@ var (
 func Register(a *App) *App {
 	if a.Name == "" {
 		panic("parsl: an app needs a non-empty name")
+	}
+	if a.Kind == Go {
+		// A Go app's arguments and result may cross to a worker pool; a
+		// type that would arrive changed is refused now, naming what to
+		// change, rather than returning zero values on some remote node.
+		for i, p := range a.Params {
+			if p.Lossy != nil {
+				panic(fmt.Sprintf("parsl: app %q: parameter %d (%s) cannot cross to a worker intact: %v", a.Name, i+1, p.Type, p.Lossy))
+			}
+		}
+		if a.Result.Lossy != nil {
+			panic(fmt.Sprintf("parsl: app %q: result type %s cannot cross back from a worker intact: %v", a.Name, a.Result.Type, a.Result.Lossy))
+		}
 	}
 	if frozen.Load() {
 		panic(fmt.Sprintf("parsl: app %q registered after parsl.Load; register apps at package level (var X = parsl.Register…) so every copy of the binary has them", a.Name))

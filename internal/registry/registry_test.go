@@ -394,3 +394,42 @@ func FuzzDecodeArgs(f *testing.F) {
 		}
 	})
 }
+
+type regLossy struct {
+	Name string
+	hits int //lint:ignore U1000 the point of the test: a field the encoder skips
+}
+
+// TestRegisterRefusesLossyGoApps: a Go app whose values would arrive
+// changed on a worker is refused at registration, naming the field; a
+// bash app (whose arguments stay on the driver) is not.
+func TestRegisterRefusesLossyGoApps(t *testing.T) {
+	panicOf := func(a *App) (msg string) {
+		defer func() {
+			if r := recover(); r != nil {
+				msg = fmt.Sprint(r)
+			}
+		}()
+		Register(a)
+		return ""
+	}
+	for _, a := range []*App{
+		regApp("test.reg.lossy.param", "", Go, ParamOf[int](), ParamOf[int](), ParamOf[map[string]regLossy]()),
+		regApp("test.reg.lossy.result", "", Go, ParamOf[*regLossy]()),
+		regApp("test.reg.lossy.error", "", Go, ParamOf[error]()),
+	} {
+		msg := panicOf(a)
+		if !strings.Contains(msg, a.Name) || !strings.Contains(msg, "cannot cross") {
+			t.Errorf("%s: panic %q, want one naming the app and saying it cannot cross", a.Name, msg)
+		}
+		if _, ok := Lookup(a.Name); ok {
+			t.Errorf("%s registered", a.Name)
+		}
+	}
+	if msg := panicOf(regApp("test.reg.lossy.param", "", Go, ParamOf[int](), ParamOf[int](), ParamOf[map[string]regLossy]())); !strings.Contains(msg, "parameter 2") || !strings.Contains(msg, "regLossy.hits") {
+		t.Errorf("panic %q does not name parameter 2 and the field", msg)
+	}
+	if Lossy := ParamOf[regLossy]().Lossy; Lossy == nil {
+		t.Error("ParamOf[regLossy]().Lossy is nil")
+	}
+}

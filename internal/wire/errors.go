@@ -29,7 +29,8 @@ func FromError(err error) *Error {
 	case errors.As(err, &me):
 		return &Error{Kind: ErrMissingOutputs, Message: err.Error(), Paths: me.Paths}
 	case errors.As(err, &se):
-		return &Error{Kind: ErrSerialization, Message: se.Err.Error(), Arg: se.Arg}
+		// Type carries the rule broken, if any (see SerializationError.Rule).
+		return &Error{Kind: ErrSerialization, Type: se.Rule, Message: se.Err.Error(), Arg: se.Arg}
 	case errors.As(err, &wl):
 		return &Error{Kind: ErrWorkerLost, Message: wl.Reason}
 	case errors.As(err, &ae):
@@ -49,7 +50,7 @@ func (e *Error) ToError(id int64, app string, walltime time.Duration, host strin
 	case ErrMissingOutputs:
 		return &failure.MissingOutputsError{TaskID: id, App: app, Paths: e.Paths}
 	case ErrSerialization:
-		return &failure.SerializationError{TaskID: id, App: app, Arg: e.Arg, Err: errors.New(e.Message)}
+		return &failure.SerializationError{TaskID: id, App: app, Arg: e.Arg, Rule: e.Type, Err: errors.New(e.Message)}
 	case ErrWorkerLost:
 		return &failure.WorkerLostError{TaskID: id, Hostname: host, Reason: e.Message}
 	case ErrManagerLost:

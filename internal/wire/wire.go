@@ -27,6 +27,17 @@ const ProtocolVersion = 1
 // DefaultMaxFrame is the largest frame accepted unless configured otherwise.
 const DefaultMaxFrame = 64 << 20
 
+// The deepest nesting an argument or a result may have: codec.MaxNesting
+// less the levels of the frame around it (Tasks map, task list, Task map,
+// argument list; Results or Deliver map, result list, Result map). A
+// deeper value would make the peer refuse the whole frame, so the side
+// that encodes it fails the one task instead (TestNestingLimits pins
+// these numbers).
+const (
+	MaxArgNesting    = codec.MaxNesting - 4
+	MaxResultNesting = codec.MaxNesting - 3
+)
+
 // Type is the kind of message a frame carries.
 type Type uint8
 

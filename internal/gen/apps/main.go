@@ -87,7 +87,7 @@ func gen(b *bytes.Buffer, n int) {
 	// Go apps.
 	fmt.Fprintf(b, "// App%d is a Go app with %d %s, made by Register%d.\n", n, n, noun, n)
 	fmt.Fprintf(b, "type App%d[%s any] struct{ app *registry.App }\n\n", n, withR)
-	fmt.Fprintf(b, "// Register%d registers fn as a Go app named name. Call it at package level\n// (var X = parsl.Register%d(...)) so that every copy of the binary has the app;\n// it panics on a duplicate name or after Load.\n", n, n)
+	fmt.Fprintf(b, "// Register%d registers fn as a Go app named name. Call it at package level\n// (var X = parsl.Register%d(...)) so that every copy of the binary has the app;\n// it panics on a duplicate name, after Load, or on a parameter or result type\n// that cannot cross to a worker intact (see \"What can cross to a worker\").\n", n, n)
 	fmt.Fprintf(b, "func Register%d[%s any](name string, fn func(%s) (R, error), opts ...AppOption) *App%d[%s] {\n", n, withR, fnParams, n, withR)
 	fmt.Fprintf(b, "\ta := newApp(name, registry.Go, opts, %s)\n", params("registry.ParamOf[R]()"))
 	fmt.Fprintf(b, "\ta.Invoke = func(ctx context.Context, args []any) (any, error) { r, err := fn(%s); return r, err }\n", callArgs)
