@@ -175,7 +175,7 @@ func TestLoadConfigFileErrors(t *testing.T) {
 		{"unknown local key", "executors:\n  - kind: htex\n    provider: {kind: local, blocks: 2}\n", 3, "executors[0].provider.blocks",
 			`unknown key "blocks"; accepted: kill_grace, kind`},
 		{"unknown launcher", "executors:\n  - kind: htex\n    provider:\n      kind: slurm\n      launcher: mpirunn\n", 5, "executors[0].provider.launcher",
-			`unknown launcher "mpirunn"; known: aprun, gnu_parallel, jsrun, mpiexec, mpirun, simple, single_node, srun, srun_mpi`},
+			`unknown launcher "mpirunn"; known: aprun, gnu_parallel, jsrun, mpiexec, mpirun, simple, single_node, srun, srun_mpi, wrapped`},
 		{"negative nodes", "executors:\n  - kind: htex\n    provider:\n      kind: slurm\n      nodes_per_block: -2\n", 5,
 			"executors[0].provider.nodes_per_block", "must be 0 or more, got -2"},
 		{"bad slurm walltime", "executors:\n  - kind: htex\n    provider:\n      kind: slurm\n      walltime: \"1:00:00\"\n", 5,
