@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,7 +19,7 @@ import (
 	"github.com/parsl-go/parsl/executor"
 	"github.com/parsl-go/parsl/executor/htex"
 	"github.com/parsl-go/parsl/executor/threads"
-	"github.com/parsl-go/parsl/launcher"
+	"github.com/parsl-go/parsl/internal/wire"
 	"github.com/parsl-go/parsl/provider"
 	"github.com/parsl-go/parsl/provider/local"
 	"github.com/parsl-go/parsl/provider/slurm"
@@ -88,20 +90,75 @@ func (e *ConfigFileError) Unwrap() error { return e.Err }
 //	  - kind: htex
 //	    label: htex
 //	    max_workers_per_node: 2
+//	    worker_env: {OMP_NUM_THREADS: "1"}   # or [OMP_NUM_THREADS=1]
 //	    provider:
 //	      kind: slurm
 //	      partition: debug
 //	      walltime: 1h
-//	      launcher: srun         # single_node, srun
+//	      launcher: srun         # or {kind: srun_mpi, overrides: [--mpi=pmix]}
 //
-// Each executor and provider is chosen by its kind: (executors: threads,
-// htex; providers: local, slurm, pbs, lsf, condor, gridengine, and
-// kubernetes in builds with -tags parsl_kubernetes) and takes that kind's options, named as
-// the fields of its Options struct in snake_case. Omitted keys take the
-// same defaults as zero fields in Go. An htex executor without walltime
-// takes its provider's walltime when the file gives one, so that pools
-// drain before their block ends. Relative paths are relative to the
-// working directory, as in Go.
+// Each executor, provider and launcher is chosen by its kind: and takes
+// that kind's keys, named as the fields of its Options struct in
+// snake_case, so the Go doc of each field says what the key does:
+//
+//   - threads: label, max_threads, shutdown_grace, working_dir, storage_access
+//   - htex: label, max_workers_per_node, prefetch, cores_per_worker,
+//     mem_per_worker_mb, accelerators, heartbeat_period,
+//     heartbeat_threshold, drain_period, encrypted, address, max_frame,
+//     blocks, init_blocks, min_blocks, max_blocks, parallelism,
+//     nodes_per_block, walltime, launcher, pool_command, worker_env,
+//     refused_limit, failure_threshold, interchange, interchange_dir,
+//     working_dir, storage_access, resource_interval, provider
+//   - local: kill_grace
+//   - slurm: partition, account, qos, constraint, clusters, nodes_per_block,
+//     cores_per_node, mem_per_node_mb, walltime, exclusive,
+//     scheduler_options, worker_init, launcher, cmd_timeout
+//   - pbs: flavor, queue, account, nodes_per_block, cpus_per_node,
+//     select_options, walltime, scheduler_options, worker_init, launcher,
+//     cmd_timeout
+//   - lsf: queue, project, nodes_per_block, cores_per_node,
+//     request_by_nodes, walltime, scheduler_options, worker_init, launcher,
+//     cmd_timeout
+//   - condor: cores_per_slot, mem_per_slot_mb, requirements, project,
+//     transfer_input_files, walltime, scheduler_options, worker_init,
+//     launcher, cmd_timeout
+//   - gridengine: queue, project, pe, slots, walltime, scheduler_options,
+//     worker_init, launcher, cmd_timeout, accounting_delay
+//   - kubernetes (in builds with -tags parsl_kubernetes): kubeconfig,
+//     namespace, image, pull_policy, service_account,
+//     mount_service_account_token, image_pull_secrets, labels,
+//     annotations, cpu_request, cpu_limit, memory_request, memory_limit,
+//     node_selector, tolerations, persistent_volumes, worker_init, env,
+//     run_id, walltime, delete_grace, pending_fail_after, request_timeout,
+//     no_logs
+//
+// A launcher: is a name, or a mapping of kind: and the options of Parsl's
+// launcher of that name. An htex executor's launcher is used only with
+// providers that have none (local, kubernetes):
+//
+//   - single_node, simple, srun: (no options)
+//   - srun_mpi, mpirun, aprun, jsrun: overrides
+//   - mpiexec: bind_cmd, overrides
+//   - gnu_parallel: job_log, overrides
+//   - wrapped: prepend (required: {kind: wrapped, prepend: "singularity exec img.sif"})
+//
+// Durations are Go durations ("30s", "1h30m"); counts are whole numbers,
+// 0 or more. scheduler_options and worker_init are a list of lines or a
+// block of lines; worker_env is a list of NAME=value or a mapping of
+// names to values; pool_command and overrides are a list of arguments,
+// or one string of them without quotes. An htex resource_interval is a
+// duration, start_end, or off (no task sampling); interchange is
+// in_process (the default), process (a child process), or the HOST:PORT
+// driver address of an interchange started with `parsl interchange`,
+// whose directory interchange_dir names.
+//
+// Omitted keys take the same defaults as zero fields in Go. Two zeros
+// written in a file mean zero, as in Parsl: parallelism: 0 starts a block
+// as soon as there is work, and blocks: 0 (or init_blocks, min_blocks
+// and max_blocks all 0) starts no block, for pools started by hand. An
+// htex executor without walltime takes its provider's walltime when the
+// file gives one, so that pools drain before their block ends. Relative
+// paths are relative to the working directory, as in Go.
 //
 // Any error is a *ConfigFileError naming the file, line and key: unknown
 // keys, values of the wrong type, bad durations, negative counts, unknown
@@ -238,28 +295,18 @@ var providerKinds = map[string]providerBuilder{
 	"slurm": buildSlurm,
 }
 
-// launcherKinds are the launchers a provider's launcher: key can name.
-var launcherKinds = map[string]launcher.Launcher{
-	"single_node":  launcher.SingleNode,
-	"simple":       launcher.Simple,
-	"srun":         launcher.Srun,
-	"srun_mpi":     launcher.SrunMPI(launcher.SrunMPIOptions{}),
-	"mpiexec":      launcher.Mpiexec(launcher.MpiexecOptions{}),
-	"mpirun":       launcher.Mpirun(launcher.MpirunOptions{}),
-	"aprun":        launcher.Aprun(launcher.AprunOptions{}),
-	"jsrun":        launcher.Jsrun(launcher.JsrunOptions{}),
-	"gnu_parallel": launcher.GnuParallel(launcher.GnuParallelOptions{}),
+// threadsFile is the mapping of a threads executor.
+type threadsFile struct {
+	Kind          string   `yaml:"kind"`
+	Label         string   `yaml:"label"`
+	MaxThreads    count    `yaml:"max_threads"`
+	ShutdownGrace duration `yaml:"shutdown_grace"`
+	WorkingDir    string   `yaml:"working_dir"`
+	StorageAccess []string `yaml:"storage_access"`
 }
 
 func buildThreads(d *decoder, m *ast.MappingNode, path string) (executor.Executor, error) {
-	var o struct {
-		Kind          string   `yaml:"kind"`
-		Label         string   `yaml:"label"`
-		MaxThreads    count    `yaml:"max_threads"`
-		ShutdownGrace duration `yaml:"shutdown_grace"`
-		WorkingDir    string   `yaml:"working_dir"`
-		StorageAccess []string `yaml:"storage_access"`
-	}
+	var o threadsFile
 	if err := d.decode(m, path, &o); err != nil {
 		return nil, err
 	}
@@ -297,37 +344,62 @@ func storageAccess(d *decoder, m *ast.MappingNode, path string, names []string, 
 	return out, nil
 }
 
+// htexFile is the mapping of an htex executor.
+type htexFile struct {
+	Kind               string   `yaml:"kind"`
+	Label              string   `yaml:"label"`
+	MaxWorkersPerNode  count    `yaml:"max_workers_per_node"`
+	Prefetch           count    `yaml:"prefetch"`
+	CoresPerWorker     number   `yaml:"cores_per_worker"`
+	MemPerWorkerMB     count    `yaml:"mem_per_worker_mb"`
+	Accelerators       []string `yaml:"accelerators"`
+	HeartbeatPeriod    duration `yaml:"heartbeat_period"`
+	HeartbeatThreshold duration `yaml:"heartbeat_threshold"`
+	DrainPeriod        duration `yaml:"drain_period"`
+	Encrypted          *bool    `yaml:"encrypted"`
+	Address            string   `yaml:"address"`
+	MaxFrame           count    `yaml:"max_frame"`
+	Blocks             count    `yaml:"blocks"`
+	InitBlocks         count    `yaml:"init_blocks"`
+	MinBlocks          count    `yaml:"min_blocks"`
+	MaxBlocks          count    `yaml:"max_blocks"`
+	Parallelism        number   `yaml:"parallelism"`
+	NodesPerBlock      count    `yaml:"nodes_per_block"`
+	Walltime           duration `yaml:"walltime"`
+	Launcher           ast.Node `yaml:"launcher"`
+	PoolCommand        args     `yaml:"pool_command"`
+	WorkerEnv          envList  `yaml:"worker_env"`
+	RefusedLimit       count    `yaml:"refused_limit"`
+	FailureThreshold   count    `yaml:"failure_threshold"`
+	Interchange        string   `yaml:"interchange"`
+	InterchangeDir     string   `yaml:"interchange_dir"`
+	WorkingDir         string   `yaml:"working_dir"`
+	StorageAccess      []string `yaml:"storage_access"`
+	ResourceInterval   string   `yaml:"resource_interval"`
+	Provider           ast.Node `yaml:"provider"`
+}
+
 func buildHtex(d *decoder, m *ast.MappingNode, path string) (executor.Executor, error) {
-	var o struct {
-		Kind               string   `yaml:"kind"`
-		Label              string   `yaml:"label"`
-		MaxWorkersPerNode  count    `yaml:"max_workers_per_node"`
-		Prefetch           count    `yaml:"prefetch"`
-		CoresPerWorker     number   `yaml:"cores_per_worker"`
-		MemPerWorkerMB     count    `yaml:"mem_per_worker_mb"`
-		Accelerators       []string `yaml:"accelerators"`
-		HeartbeatPeriod    duration `yaml:"heartbeat_period"`
-		HeartbeatThreshold duration `yaml:"heartbeat_threshold"`
-		DrainPeriod        duration `yaml:"drain_period"`
-		Encrypted          *bool    `yaml:"encrypted"`
-		Address            string   `yaml:"address"`
-		Blocks             count    `yaml:"blocks"`
-		InitBlocks         count    `yaml:"init_blocks"`
-		MinBlocks          count    `yaml:"min_blocks"`
-		MaxBlocks          count    `yaml:"max_blocks"`
-		Parallelism        number   `yaml:"parallelism"`
-		Walltime           duration `yaml:"walltime"`
-		WorkingDir         string   `yaml:"working_dir"`
-		StorageAccess      []string `yaml:"storage_access"`
-		ResourceInterval   string   `yaml:"resource_interval"`
-		Provider           ast.Node `yaml:"provider"`
-	}
-	if err := d.decode(m, path, &o); err != nil {
+	opts, err := htexOptions(d, m, path)
+	if err != nil {
 		return nil, err
+	}
+	return htex.New(opts), nil
+}
+
+// poolEnvSet are the variables the executor sets for every block itself:
+// a worker_env entry would override them and break the pool's start.
+var poolEnvSet = []string{"PARSL_ROLE", wire.PoolConfigEnv, wire.BlockIDEnv}
+
+// htexOptions decodes the mapping of an htex executor into its Options.
+func htexOptions(d *decoder, m *ast.MappingNode, path string) (htex.Options, error) {
+	var o htexFile
+	if err := d.decode(m, path, &o); err != nil {
+		return htex.Options{}, err
 	}
 	sa, err := storageAccess(d, m, path, o.StorageAccess, o.WorkingDir)
 	if err != nil {
-		return nil, err
+		return htex.Options{}, err
 	}
 	var interval time.Duration
 	switch o.ResourceInterval {
@@ -339,9 +411,35 @@ func buildHtex(d *decoder, m *ast.MappingNode, path string) (executor.Executor, 
 	default:
 		v, err := time.ParseDuration(o.ResourceInterval)
 		if err != nil || v <= 0 {
-			return nil, d.keyError(m, path, "resource_interval", "want a duration such as 5s, or start_end, or off; got %q", o.ResourceInterval)
+			return htex.Options{}, d.keyError(m, path, "resource_interval", "want a duration such as 5s, or start_end, or off; got %q", o.ResourceInterval)
 		}
 		interval = v
+	}
+	ix := o.Interchange
+	switch ix {
+	case "in_process":
+		ix = htex.InterchangeInProcess
+	case htex.InterchangeInProcess, htex.InterchangeProcess:
+	default:
+		if !validHostPort(ix) {
+			return htex.Options{}, d.keyError(m, path, "interchange", "%q is not accepted; use in_process (the default), process, or the HOST:PORT of the driver address of an interchange started with `parsl interchange`", ix)
+		}
+		if o.InterchangeDir == "" {
+			return htex.Options{}, d.keyError(m, path, "interchange", "interchange %q needs interchange_dir, the directory made by `parsl interchange --init DIR`", ix)
+		}
+	}
+	if o.InterchangeDir != "" && (ix == htex.InterchangeInProcess || ix == htex.InterchangeProcess) {
+		return htex.Options{}, d.keyError(m, path, "interchange_dir", "is used only with interchange: HOST:PORT (an interchange started with `parsl interchange`); remove it, or set interchange")
+	}
+	for _, kv := range o.WorkerEnv {
+		name, _, _ := strings.Cut(kv, "=")
+		if slices.Contains(poolEnvSet, name) {
+			return htex.Options{}, d.keyError(m, path, "worker_env", "%s is set by the executor for every block and cannot be overridden", name)
+		}
+	}
+	l, err := d.launcher(m, path)
+	if err != nil {
+		return htex.Options{}, err
 	}
 	opts := htex.Options{
 		ResourceInterval:     interval,
@@ -359,69 +457,113 @@ func buildHtex(d *decoder, m *ast.MappingNode, path string) (executor.Executor, 
 		DrainPeriod:          time.Duration(o.DrainPeriod),
 		Encrypted:            o.Encrypted,
 		Address:              o.Address,
+		MaxFrame:             int(o.MaxFrame),
 		Blocks:               int(o.Blocks),
 		InitBlocks:           int(o.InitBlocks),
 		MinBlocks:            int(o.MinBlocks),
 		MaxBlocks:            int(o.MaxBlocks),
 		Parallelism:          float64(o.Parallelism),
+		NodesPerBlock:        int(o.NodesPerBlock),
 		Walltime:             time.Duration(o.Walltime),
+		Launcher:             l,
+		PoolCommand:          o.PoolCommand,
+		WorkerEnv:            o.WorkerEnv,
+		RefusedLimit:         int(o.RefusedLimit),
+		FailureThreshold:     int(o.FailureThreshold),
+		Interchange:          ix,
+		InterchangeDir:       o.InterchangeDir,
+	}
+	// A file says 0 where Go's zero value means "the default": written
+	// out, parallelism: 0 is Parsl's (a block as soon as there is work),
+	// and zero blocks mean none (pools started by hand join by
+	// themselves), not Go's default of one.
+	if given(m, "parallelism") && o.Parallelism == 0 {
+		opts.Parallelism = -1
+	}
+	if opts.InitBlocks == 0 && opts.MinBlocks == 0 && opts.MaxBlocks == 0 &&
+		o.Blocks == 0 && (given(m, "blocks") || given(m, "init_blocks") || given(m, "min_blocks") || given(m, "max_blocks")) {
+		opts.Blocks = -1
 	}
 	if !isNull(o.Provider) {
 		ppath := joinKey(path, "provider")
 		pm, kind, err := d.kind(o.Provider, ppath, slices.Sorted(maps.Keys(providerKinds)))
 		if err != nil {
-			return nil, err
+			return htex.Options{}, err
 		}
 		bp, err := providerKinds[kind](d, pm, ppath)
 		if err != nil {
-			return nil, err
+			return htex.Options{}, err
 		}
 		opts.Provider = bp.p
 		if opts.Walltime == 0 {
 			opts.Walltime = bp.walltime
 		}
+		if a, ok := bp.p.(interface{ AppliesLauncher() bool }); ok && a.AppliesLauncher() && l != nil {
+			// The executor would ignore it with only a warning in the log.
+			return htex.Options{}, d.keyError(m, path, "launcher", "the %s provider starts pools with its own launcher; move launcher: under provider:", kind)
+		}
 	}
-	return htex.New(opts), nil
+	return opts, nil
+}
+
+// given reports whether m has key with a value (not null).
+func given(m *ast.MappingNode, key string) bool {
+	mv := lookup(m, key)
+	return mv != nil && !isNull(mv.Value)
+}
+
+// validHostPort reports whether s is host:port with a port a client can
+// dial (not 0).
+func validHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n > 0 && n <= 65535
+}
+
+// localFile is the mapping of a local provider.
+type localFile struct {
+	Kind      string   `yaml:"kind"`
+	KillGrace duration `yaml:"kill_grace"`
 }
 
 func buildLocal(d *decoder, m *ast.MappingNode, path string) (builtProvider, error) {
-	var o struct {
-		Kind      string   `yaml:"kind"`
-		KillGrace duration `yaml:"kill_grace"`
-	}
+	var o localFile
 	if err := d.decode(m, path, &o); err != nil {
 		return builtProvider{}, err
 	}
 	return builtProvider{p: local.New(local.Options{KillGrace: time.Duration(o.KillGrace)})}, nil
 }
 
+// slurmFile is the mapping of a slurm provider.
+type slurmFile struct {
+	Kind             string   `yaml:"kind"`
+	Partition        string   `yaml:"partition"`
+	Account          string   `yaml:"account"`
+	QOS              string   `yaml:"qos"`
+	Constraint       string   `yaml:"constraint"`
+	Clusters         string   `yaml:"clusters"`
+	NodesPerBlock    count    `yaml:"nodes_per_block"`
+	CoresPerNode     count    `yaml:"cores_per_node"`
+	MemPerNodeMB     count    `yaml:"mem_per_node_mb"`
+	Walltime         duration `yaml:"walltime"`
+	Exclusive        *bool    `yaml:"exclusive"`
+	SchedulerOptions lines    `yaml:"scheduler_options"`
+	WorkerInit       lines    `yaml:"worker_init"`
+	Launcher         ast.Node `yaml:"launcher"`
+	CmdTimeout       duration `yaml:"cmd_timeout"`
+}
+
 func buildSlurm(d *decoder, m *ast.MappingNode, path string) (builtProvider, error) {
-	var o struct {
-		Kind             string   `yaml:"kind"`
-		Partition        string   `yaml:"partition"`
-		Account          string   `yaml:"account"`
-		QOS              string   `yaml:"qos"`
-		Constraint       string   `yaml:"constraint"`
-		Clusters         string   `yaml:"clusters"`
-		NodesPerBlock    count    `yaml:"nodes_per_block"`
-		CoresPerNode     count    `yaml:"cores_per_node"`
-		MemPerNodeMB     count    `yaml:"mem_per_node_mb"`
-		Walltime         duration `yaml:"walltime"`
-		Exclusive        *bool    `yaml:"exclusive"`
-		SchedulerOptions lines    `yaml:"scheduler_options"`
-		WorkerInit       lines    `yaml:"worker_init"`
-		Launcher         string   `yaml:"launcher"`
-		CmdTimeout       duration `yaml:"cmd_timeout"`
-	}
+	var o slurmFile
 	if err := d.decode(m, path, &o); err != nil {
 		return builtProvider{}, err
 	}
-	var l launcher.Launcher
-	if lookup(m, "launcher") != nil {
-		var ok bool
-		if l, ok = launcherKinds[o.Launcher]; !ok {
-			return builtProvider{}, d.keyError(m, path, "launcher", "unknown launcher %q; known: %s", o.Launcher, joinSorted(launcherKinds))
-		}
+	l, err := d.launcher(m, path)
+	if err != nil {
+		return builtProvider{}, err
 	}
 	p := slurm.New(slurm.Options{
 		Partition:        o.Partition,

@@ -14,20 +14,23 @@ func init() {
 	providerKinds["gridengine"] = buildGridEngine
 }
 
+// gridEngineFile is the mapping of a gridengine provider.
+type gridEngineFile struct {
+	Kind             string   `yaml:"kind"`
+	Queue            string   `yaml:"queue"`
+	Project          string   `yaml:"project"`
+	PE               string   `yaml:"pe"`
+	Slots            count    `yaml:"slots"`
+	Walltime         duration `yaml:"walltime"`
+	SchedulerOptions lines    `yaml:"scheduler_options"`
+	WorkerInit       lines    `yaml:"worker_init"`
+	Launcher         ast.Node `yaml:"launcher"`
+	CmdTimeout       duration `yaml:"cmd_timeout"`
+	AccountingDelay  duration `yaml:"accounting_delay"`
+}
+
 func buildGridEngine(d *decoder, m *ast.MappingNode, path string) (builtProvider, error) {
-	var o struct {
-		Kind             string   `yaml:"kind"`
-		Queue            string   `yaml:"queue"`
-		Project          string   `yaml:"project"`
-		PE               string   `yaml:"pe"`
-		Slots            count    `yaml:"slots"`
-		Walltime         duration `yaml:"walltime"`
-		SchedulerOptions lines    `yaml:"scheduler_options"`
-		WorkerInit       lines    `yaml:"worker_init"`
-		Launcher         string   `yaml:"launcher"`
-		CmdTimeout       duration `yaml:"cmd_timeout"`
-		AccountingDelay  duration `yaml:"accounting_delay"`
-	}
+	var o gridEngineFile
 	if err := d.decode(m, path, &o); err != nil {
 		return builtProvider{}, err
 	}
@@ -36,7 +39,7 @@ func buildGridEngine(d *decoder, m *ast.MappingNode, path string) (builtProvider
 		// Engine grants more than one slot only through a PE.
 		return builtProvider{}, d.keyError(m, path, "slots", "slots needs pe (the parallel environment to request them in; `qconf -spl` lists them)")
 	}
-	l, err := providerLauncher(d, m, path, o.Launcher)
+	l, err := d.launcher(m, path)
 	if err != nil {
 		return builtProvider{}, err
 	}

@@ -35,46 +35,53 @@ var kubernetesKeys = map[string]string{
 	"NodeSelector": "node_selector", "PersistentVolumes": "persistent_volumes", "Env": "env", "RunID": "run_id",
 }
 
+// kubernetesToleration is one item of tolerations.
+type kubernetesToleration struct {
+	Key               string `yaml:"key"`
+	Operator          string `yaml:"operator"`
+	Value             string `yaml:"value"`
+	Effect            string `yaml:"effect"`
+	TolerationSeconds *count `yaml:"toleration_seconds"`
+}
+
+// kubernetesVolume is one item of persistent_volumes.
+type kubernetesVolume struct {
+	ClaimName string `yaml:"claim_name"`
+	MountPath string `yaml:"mount_path"`
+	ReadOnly  bool   `yaml:"read_only"`
+}
+
+// kubernetesFile is the mapping of a kubernetes provider.
+type kubernetesFile struct {
+	Kind                     string                 `yaml:"kind"`
+	Kubeconfig               string                 `yaml:"kubeconfig"`
+	Namespace                string                 `yaml:"namespace"`
+	Image                    string                 `yaml:"image"`
+	PullPolicy               string                 `yaml:"pull_policy"`
+	ServiceAccount           string                 `yaml:"service_account"`
+	MountServiceAccountToken bool                   `yaml:"mount_service_account_token"`
+	ImagePullSecrets         []string               `yaml:"image_pull_secrets"`
+	Labels                   map[string]string      `yaml:"labels"`
+	Annotations              map[string]string      `yaml:"annotations"`
+	CPURequest               string                 `yaml:"cpu_request"`
+	CPULimit                 string                 `yaml:"cpu_limit"`
+	MemoryRequest            string                 `yaml:"memory_request"`
+	MemoryLimit              string                 `yaml:"memory_limit"`
+	NodeSelector             map[string]string      `yaml:"node_selector"`
+	Tolerations              []kubernetesToleration `yaml:"tolerations"`
+	PersistentVolumes        []kubernetesVolume     `yaml:"persistent_volumes"`
+	WorkerInit               lines                  `yaml:"worker_init"`
+	Env                      []string               `yaml:"env"`
+	RunID                    string                 `yaml:"run_id"`
+	Walltime                 duration               `yaml:"walltime"`
+	DeleteGrace              duration               `yaml:"delete_grace"`
+	PendingFailAfter         duration               `yaml:"pending_fail_after"`
+	RequestTimeout           duration               `yaml:"request_timeout"`
+	NoLogs                   bool                   `yaml:"no_logs"`
+}
+
 func buildKubernetes(d *decoder, m *ast.MappingNode, path string) (builtProvider, error) {
-	type toleration struct {
-		Key               string `yaml:"key"`
-		Operator          string `yaml:"operator"`
-		Value             string `yaml:"value"`
-		Effect            string `yaml:"effect"`
-		TolerationSeconds *count `yaml:"toleration_seconds"`
-	}
-	type volume struct {
-		ClaimName string `yaml:"claim_name"`
-		MountPath string `yaml:"mount_path"`
-		ReadOnly  bool   `yaml:"read_only"`
-	}
-	var o struct {
-		Kind                     string            `yaml:"kind"`
-		Kubeconfig               string            `yaml:"kubeconfig"`
-		Namespace                string            `yaml:"namespace"`
-		Image                    string            `yaml:"image"`
-		PullPolicy               string            `yaml:"pull_policy"`
-		ServiceAccount           string            `yaml:"service_account"`
-		MountServiceAccountToken bool              `yaml:"mount_service_account_token"`
-		ImagePullSecrets         []string          `yaml:"image_pull_secrets"`
-		Labels                   map[string]string `yaml:"labels"`
-		Annotations              map[string]string `yaml:"annotations"`
-		CPURequest               string            `yaml:"cpu_request"`
-		CPULimit                 string            `yaml:"cpu_limit"`
-		MemoryRequest            string            `yaml:"memory_request"`
-		MemoryLimit              string            `yaml:"memory_limit"`
-		NodeSelector             map[string]string `yaml:"node_selector"`
-		Tolerations              []toleration      `yaml:"tolerations"`
-		PersistentVolumes        []volume          `yaml:"persistent_volumes"`
-		WorkerInit               lines             `yaml:"worker_init"`
-		Env                      []string          `yaml:"env"`
-		RunID                    string            `yaml:"run_id"`
-		Walltime                 duration          `yaml:"walltime"`
-		DeleteGrace              duration          `yaml:"delete_grace"`
-		PendingFailAfter         duration          `yaml:"pending_fail_after"`
-		RequestTimeout           duration          `yaml:"request_timeout"`
-		NoLogs                   bool              `yaml:"no_logs"`
-	}
+	var o kubernetesFile
 	if err := d.decode(m, path, &o); err != nil {
 		return builtProvider{}, err
 	}

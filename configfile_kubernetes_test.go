@@ -10,6 +10,8 @@ import (
 	"github.com/parsl-go/parsl"
 )
 
+func init() { knownProviders = "condor, gridengine, kubernetes, local, lsf, pbs, slurm" }
+
 // TestConfigFileKubernetes loads a file naming the kubernetes provider
 // kind with all its keys. The kubeconfig it names does not exist: the
 // client is made at the first use, so the file loads anyway.

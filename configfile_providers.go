@@ -5,7 +5,6 @@ import (
 
 	"github.com/goccy/go-yaml/ast"
 
-	"github.com/parsl-go/parsl/launcher"
 	"github.com/parsl-go/parsl/provider/condor"
 	"github.com/parsl-go/parsl/provider/lsf"
 	"github.com/parsl-go/parsl/provider/pbs"
@@ -19,34 +18,24 @@ func init() {
 	providerKinds["condor"] = buildCondor
 }
 
-// providerLauncher returns the launcher a provider mapping names, nil
-// (the provider's default) when it names none.
-func providerLauncher(d *decoder, m *ast.MappingNode, path, name string) (launcher.Launcher, error) {
-	if lookup(m, "launcher") == nil {
-		return nil, nil
-	}
-	l, ok := launcherKinds[name]
-	if !ok {
-		return nil, d.keyError(m, path, "launcher", "unknown launcher %q; known: %s", name, joinSorted(launcherKinds))
-	}
-	return l, nil
+// pbsFile is the mapping of a pbs provider.
+type pbsFile struct {
+	Kind             string   `yaml:"kind"`
+	Flavor           string   `yaml:"flavor"`
+	Queue            string   `yaml:"queue"`
+	Account          string   `yaml:"account"`
+	NodesPerBlock    count    `yaml:"nodes_per_block"`
+	CPUsPerNode      count    `yaml:"cpus_per_node"`
+	SelectOptions    string   `yaml:"select_options"`
+	Walltime         duration `yaml:"walltime"`
+	SchedulerOptions lines    `yaml:"scheduler_options"`
+	WorkerInit       lines    `yaml:"worker_init"`
+	Launcher         ast.Node `yaml:"launcher"`
+	CmdTimeout       duration `yaml:"cmd_timeout"`
 }
 
 func buildPBS(d *decoder, m *ast.MappingNode, path string) (builtProvider, error) {
-	var o struct {
-		Kind             string   `yaml:"kind"`
-		Flavor           string   `yaml:"flavor"`
-		Queue            string   `yaml:"queue"`
-		Account          string   `yaml:"account"`
-		NodesPerBlock    count    `yaml:"nodes_per_block"`
-		CPUsPerNode      count    `yaml:"cpus_per_node"`
-		SelectOptions    string   `yaml:"select_options"`
-		Walltime         duration `yaml:"walltime"`
-		SchedulerOptions lines    `yaml:"scheduler_options"`
-		WorkerInit       lines    `yaml:"worker_init"`
-		Launcher         string   `yaml:"launcher"`
-		CmdTimeout       duration `yaml:"cmd_timeout"`
-	}
+	var o pbsFile
 	if err := d.decode(m, path, &o); err != nil {
 		return builtProvider{}, err
 	}
@@ -59,7 +48,7 @@ func buildPBS(d *decoder, m *ast.MappingNode, path string) (builtProvider, error
 	default:
 		return builtProvider{}, d.keyError(m, path, "flavor", "unknown flavor %q; known: pbspro, torque", o.Flavor)
 	}
-	l, err := providerLauncher(d, m, path, o.Launcher)
+	l, err := d.launcher(m, path)
 	if err != nil {
 		return builtProvider{}, err
 	}
@@ -79,24 +68,27 @@ func buildPBS(d *decoder, m *ast.MappingNode, path string) (builtProvider, error
 	return builtProvider{p: p, walltime: time.Duration(o.Walltime)}, nil
 }
 
+// lsfFile is the mapping of a lsf provider.
+type lsfFile struct {
+	Kind             string   `yaml:"kind"`
+	Queue            string   `yaml:"queue"`
+	Project          string   `yaml:"project"`
+	NodesPerBlock    count    `yaml:"nodes_per_block"`
+	CoresPerNode     count    `yaml:"cores_per_node"`
+	RequestByNodes   *bool    `yaml:"request_by_nodes"`
+	Walltime         duration `yaml:"walltime"`
+	SchedulerOptions lines    `yaml:"scheduler_options"`
+	WorkerInit       lines    `yaml:"worker_init"`
+	Launcher         ast.Node `yaml:"launcher"`
+	CmdTimeout       duration `yaml:"cmd_timeout"`
+}
+
 func buildLSF(d *decoder, m *ast.MappingNode, path string) (builtProvider, error) {
-	var o struct {
-		Kind             string   `yaml:"kind"`
-		Queue            string   `yaml:"queue"`
-		Project          string   `yaml:"project"`
-		NodesPerBlock    count    `yaml:"nodes_per_block"`
-		CoresPerNode     count    `yaml:"cores_per_node"`
-		RequestByNodes   *bool    `yaml:"request_by_nodes"`
-		Walltime         duration `yaml:"walltime"`
-		SchedulerOptions lines    `yaml:"scheduler_options"`
-		WorkerInit       lines    `yaml:"worker_init"`
-		Launcher         string   `yaml:"launcher"`
-		CmdTimeout       duration `yaml:"cmd_timeout"`
-	}
+	var o lsfFile
 	if err := d.decode(m, path, &o); err != nil {
 		return builtProvider{}, err
 	}
-	l, err := providerLauncher(d, m, path, o.Launcher)
+	l, err := d.launcher(m, path)
 	if err != nil {
 		return builtProvider{}, err
 	}
@@ -115,24 +107,27 @@ func buildLSF(d *decoder, m *ast.MappingNode, path string) (builtProvider, error
 	return builtProvider{p: p, walltime: time.Duration(o.Walltime)}, nil
 }
 
+// condorFile is the mapping of a condor provider.
+type condorFile struct {
+	Kind               string   `yaml:"kind"`
+	CoresPerSlot       count    `yaml:"cores_per_slot"`
+	MemPerSlotMB       count    `yaml:"mem_per_slot_mb"`
+	Requirements       string   `yaml:"requirements"`
+	Project            string   `yaml:"project"`
+	TransferInputFiles []string `yaml:"transfer_input_files"`
+	Walltime           duration `yaml:"walltime"`
+	SchedulerOptions   lines    `yaml:"scheduler_options"`
+	WorkerInit         lines    `yaml:"worker_init"`
+	Launcher           ast.Node `yaml:"launcher"`
+	CmdTimeout         duration `yaml:"cmd_timeout"`
+}
+
 func buildCondor(d *decoder, m *ast.MappingNode, path string) (builtProvider, error) {
-	var o struct {
-		Kind               string   `yaml:"kind"`
-		CoresPerSlot       count    `yaml:"cores_per_slot"`
-		MemPerSlotMB       count    `yaml:"mem_per_slot_mb"`
-		Requirements       string   `yaml:"requirements"`
-		Project            string   `yaml:"project"`
-		TransferInputFiles []string `yaml:"transfer_input_files"`
-		Walltime           duration `yaml:"walltime"`
-		SchedulerOptions   lines    `yaml:"scheduler_options"`
-		WorkerInit         lines    `yaml:"worker_init"`
-		Launcher           string   `yaml:"launcher"`
-		CmdTimeout         duration `yaml:"cmd_timeout"`
-	}
+	var o condorFile
 	if err := d.decode(m, path, &o); err != nil {
 		return builtProvider{}, err
 	}
-	l, err := providerLauncher(d, m, path, o.Launcher)
+	l, err := d.launcher(m, path)
 	if err != nil {
 		return builtProvider{}, err
 	}

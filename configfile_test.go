@@ -120,6 +120,10 @@ func TestLoadConfigFileDefaults(t *testing.T) {
 	}
 }
 
+// knownProviders are the provider kinds of this build, as errors list
+// them; configfile_kubernetes_test.go adds kubernetes.
+var knownProviders = "condor, gridengine, local, lsf, pbs, slurm"
+
 func TestLoadConfigFileErrors(t *testing.T) {
 	tests := []struct {
 		name, text string
@@ -167,15 +171,15 @@ func TestLoadConfigFileErrors(t *testing.T) {
 		{"duplicate default label", "executors:\n  - kind: htex\n  - kind: htex\n", 3, "executors[1].label",
 			`label "htex" is already used by executors[0]; give each executor its own label`},
 		{"unknown provider kind", "retries: 1\nexecutors:\n  - kind: htex\n    label: htex\n    max_workers_per_node: 2\n    provider:\n      kind: slrum\n", 7,
-			"executors[0].provider.kind", `unknown kind "slrum"; known: condor, gridengine, local, lsf, pbs, slurm`},
+			"executors[0].provider.kind", `unknown kind "slrum"; known: ` + knownProviders},
 		{"provider not a mapping", "executors:\n  - kind: htex\n    provider: slurm\n", 3, "executors[0].provider",
-			`want a mapping with a kind: key (condor, gridengine, local, lsf, pbs, slurm), got "slurm"`},
+			`want a mapping with a kind: key (` + knownProviders + `), got "slurm"`},
 		{"unknown slurm key", "executors:\n  - kind: htex\n    provider:\n      kind: slurm\n      queue: debug\n", 5, "executors[0].provider.queue",
 			`unknown key "queue"; accepted: account, clusters, cmd_timeout, constraint, cores_per_node, exclusive, kind, launcher, mem_per_node_mb, nodes_per_block, partition, qos, scheduler_options, walltime, worker_init`},
 		{"unknown local key", "executors:\n  - kind: htex\n    provider: {kind: local, blocks: 2}\n", 3, "executors[0].provider.blocks",
 			`unknown key "blocks"; accepted: kill_grace, kind`},
 		{"unknown launcher", "executors:\n  - kind: htex\n    provider:\n      kind: slurm\n      launcher: mpirunn\n", 5, "executors[0].provider.launcher",
-			`unknown launcher "mpirunn"; known: aprun, gnu_parallel, jsrun, mpiexec, mpirun, simple, single_node, srun, srun_mpi`},
+			`unknown launcher "mpirunn"; known: aprun, gnu_parallel, jsrun, mpiexec, mpirun, simple, single_node, srun, srun_mpi, wrapped`},
 		{"negative nodes", "executors:\n  - kind: htex\n    provider:\n      kind: slurm\n      nodes_per_block: -2\n", 5,
 			"executors[0].provider.nodes_per_block", "must be 0 or more, got -2"},
 		{"bad slurm walltime", "executors:\n  - kind: htex\n    provider:\n      kind: slurm\n      walltime: \"1:00:00\"\n", 5,

@@ -169,7 +169,8 @@ func joinKey(path, key string) string {
 }
 
 func isNull(node ast.Node) bool {
-	if node == nil {
+	if m, ok := node.(*ast.MappingNode); node == nil || ok && m == nil {
+		// A nil *MappingNode is a launcher named by a bare string.
 		return true
 	}
 	_, ok := node.(*ast.NullNode)
@@ -381,4 +382,63 @@ func (l *lines) UnmarshalYAML(node ast.Node) error {
 		return nil
 	}
 	return &valueError{node.GetToken(), "want a list of strings or a block of lines, got " + describe(node)}
+}
+
+// envList is environment entries, NAME=value: a list of such strings, or
+// a mapping of names to values (NAME: value), kept in the file's order.
+type envList []string
+
+// UnmarshalYAML implements yaml.NodeUnmarshaler.
+func (e *envList) UnmarshalYAML(node ast.Node) error {
+	var out []string
+	switch n := node.(type) {
+	case *ast.SequenceNode:
+		for _, v := range n.Values {
+			s, ok := v.(*ast.StringNode)
+			if !ok {
+				return &valueError{v.GetToken(), "want a NAME=value string in this list, got " + describe(v)}
+			}
+			if name, _, ok := strings.Cut(s.Value, "="); !ok || !validEnvName(name) {
+				return &valueError{v.GetToken(), fmt.Sprintf("%q is not NAME=value (NAME of letters, digits and _, not starting with a digit)", s.Value)}
+			}
+			out = append(out, s.Value)
+		}
+	case *ast.MappingNode:
+		for _, mv := range n.Values {
+			name := mv.Key.GetToken().Value
+			if !validEnvName(name) {
+				return &valueError{mv.Key.GetToken(), fmt.Sprintf("%q is not a variable name (letters, digits and _, not starting with a digit)", name)}
+			}
+			var value string
+			switch v := mv.Value.(type) {
+			case *ast.StringNode:
+				value = v.Value
+			case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode:
+				// OMP_NUM_THREADS: 1 means the text written.
+				value = v.GetToken().Value
+			case *ast.NullNode:
+			default:
+				return &valueError{mv.Value.GetToken(), fmt.Sprintf("the value of %s must be a string, got %s", name, describe(mv.Value))}
+			}
+			out = append(out, name+"="+value)
+		}
+	default:
+		return &valueError{node.GetToken(), "want a list of NAME=value strings or a mapping of names to values, got " + describe(node)}
+	}
+	*e = out
+	return nil
+}
+
+// validEnvName reports whether s is a portable environment variable
+// name, one every shell can export.
+func validEnvName(s string) bool {
+	if s == "" || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for _, c := range s {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,5 @@
+//go:build parsl_kubernetes
+
+package parsl
+
+func init() { kindKeys["kubernetes"] = kubernetesFile{} }
