@@ -266,7 +266,7 @@ func (e *Executor) runBash(t *executor.Task) (any, error) {
 	case r.Canceled:
 		return nil, fmt.Errorf("bash app task %d (%s) cancelled: %w", t.ID, t.App.Name, context.Canceled)
 	case r.ExitCode != 0:
-		return nil, &failure.BashExitError{TaskID: t.ID, App: t.App.Name, ExitCode: r.ExitCode, Stderr: t.Opts.Stderr}
+		return nil, &failure.BashExitError{TaskID: t.ID, App: t.App.Name, ExitCode: r.ExitCode, Stderr: t.Opts.Stderr, StderrTail: r.StderrTail}
 	}
 	if err := checkOutputs(t); err != nil {
 		return nil, err
