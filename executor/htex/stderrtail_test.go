@@ -3,6 +3,8 @@ package htex_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -83,4 +85,75 @@ func TestBashStderrTailBounded(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestBashAutoLog(t *testing.T) {
+	dfk, _ := serLoad(t, 1)
+	for _, label := range []string{"threads", "htex"} {
+		t.Run(label, func(t *testing.T) {
+			// The first try fails, the retry succeeds: each writes its own files.
+			mark := filepath.Join(t.TempDir(), "mark")
+			cmd := `if [ -e ` + mark + ` ]; then echo out2; echo err2 >&2; else touch ` + mark + `; echo out1; echo err1 >&2; exit 2; fi`
+			f := tailRun.Submit(dfk, parsl.Val(cmd), parsl.Executor(label), parsl.AutoLog())
+			if _, err := f.Get(ctxT(t, 60*time.Second)); err != nil {
+				t.Fatalf("task: %v", err)
+			}
+			dir := filepath.Join(dfk.RunDir(), "task_logs", "htextest.tail.run")
+			for try, want := range []string{"1", "2"} {
+				base := filepath.Join(dir, fmt.Sprintf("%d_%d", f.TaskID(), try))
+				if got := readFile(t, base+".stdout"); got != "out"+want+"\n" {
+					t.Errorf("try %d stdout = %q, want %q", try, got, "out"+want+"\n")
+				}
+				if got := readFile(t, base+".stderr"); !strings.HasSuffix(got, "--> end executable <--\nerr"+want+"\n") {
+					t.Errorf("try %d stderr = %q, want the banner then %q", try, got, "err"+want+"\n")
+				}
+			}
+
+			// The failure names its own file.
+			be := tailFail(t, dfk, label, "echo oops >&2; exit 2", parsl.AutoLog())
+			want := filepath.Join(dir, fmt.Sprintf("%d_1.stderr", be.TaskID))
+			if be.Stderr != want || !strings.HasSuffix(be.Error(), ": oops; see "+want) {
+				t.Errorf("Stderr = %q, message %q; want the last try's file %q", be.Stderr, be.Error(), want)
+			}
+		})
+	}
+}
+
+func TestBashAutoLogConfig(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dfk, err := parsl.Load(ctx, parsl.Config{RunDir: t.TempDir(), BashAutoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_ = dfk.Close(ctx)
+	})
+	// Stdout given explicitly wins; stderr goes to the AutoLog file.
+	out := filepath.Join(t.TempDir(), "out.txt")
+	f := tailRun.Submit(dfk, parsl.Val("echo to-out; echo to-err >&2"), parsl.Stdout(out))
+	if _, err := f.Get(ctxT(t, 60*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(dfk.RunDir(), "task_logs", "htextest.tail.run", fmt.Sprintf("%d_0", f.TaskID()))
+	if got := readFile(t, out); got != "to-out\n" {
+		t.Errorf("stdout file = %q", got)
+	}
+	if _, err := os.Stat(base + ".stdout"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("AutoLog stdout file made although Stdout was given: %v", err)
+	}
+	if got := readFile(t, base+".stderr"); !strings.HasSuffix(got, "to-err\n") {
+		t.Errorf("AutoLog stderr = %q", got)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Error(err)
+	}
+	return string(b)
 }
