@@ -89,6 +89,12 @@ type Config struct {
 	CheckpointPeriod time.Duration
 	CheckpointFiles  []string
 
+	// BashAutoLog gives every bash task the files of the AutoLog call
+	// option: the standard output and error of each try in
+	// RunDir/NNN/task_logs/APP/ID_TRY.stdout and .stderr, for the streams
+	// the call does not send elsewhere with Stdout or Stderr.
+	BashAutoLog bool
+
 	// RunDir is the base directory for numbered run directories; default
 	// "runinfo". Each Load makes RunDir/NNN with the next free number.
 	RunDir string

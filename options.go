@@ -45,6 +45,16 @@ func stdPath[P ~string | File](p P) string {
 	}
 }
 
+// AutoLog gives each try of a bash app its own standard output and error
+// files under the run directory, as Parsl's AUTO_LOGNAME does:
+// RUNDIR/task_logs/APP/ID_TRY.stdout and .stderr (ID the task id, TRY
+// the 0-based try), so that a retry does not mix its output with the
+// failed try's. A stream also given with Stdout or Stderr goes there
+// instead. Config.BashAutoLog applies it to every bash task. The paths
+// are the driver's: a pool on another host writes them on its own file
+// system, so use a shared run directory there.
+func AutoLog() CallOption { return func(o *dataflow.CallOptions) { o.AutoLog = true } }
+
 // TruncateStd makes Stdout and Stderr files be truncated instead of
 // appended to.
 func TruncateStd() CallOption { return func(o *dataflow.CallOptions) { o.StdTruncate = true } }

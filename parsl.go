@@ -194,6 +194,7 @@ func Load(ctx context.Context, cfg Config) (*DFK, error) {
 		Retries:      cfg.Retries,
 		RetryHandler: cfg.RetryHandler,
 		DisableCache: cfg.DisableAppCache,
+		BashAutoLog:  cfg.BashAutoLog,
 		Checkpoint: dataflow.CheckpointConfig{
 			Mode: cfg.CheckpointMode, Period: cfg.CheckpointPeriod,
 			Files: cfg.CheckpointFiles, BaseRunDir: base,

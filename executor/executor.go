@@ -84,6 +84,9 @@ type Options struct {
 	Resources ResourceSpec
 	// Cache overrides the app's caching choice when non-nil.
 	Cache *bool
+	// AutoLog gives a bash task its own Stdout and Stderr files (those not
+	// set) under the run directory, one pair per try; see Task.LogBase.
+	AutoLog bool
 }
 
 // Task is one try of a task, as an executor sees it. It is kept small
@@ -98,9 +101,30 @@ type Task struct {
 	Command string
 	// Opts are the call options; never nil once submitted.
 	Opts *Options
+	// LogBase, when set by the kernel (AutoLog), is the path prefix of
+	// this try's own std files: LogBase+".stdout" and LogBase+".stderr"
+	// stand in for an empty Opts.Stdout and Opts.Stderr. It is a field of
+	// the try rather than a change of Opts because Opts is shared.
+	LogBase string
 
 	// Sink gets the outcome; set by the kernel.
 	Sink Sink
+}
+
+// StdPaths returns the std files of this try: Opts.Stdout and Opts.Stderr,
+// or for an empty one the AutoLog file named by LogBase. Executors use it
+// rather than Opts directly.
+func (t *Task) StdPaths() (stdout, stderr string) {
+	stdout, stderr = t.Opts.Stdout, t.Opts.Stderr
+	if t.LogBase != "" {
+		if stdout == "" {
+			stdout = t.LogBase + ".stdout"
+		}
+		if stderr == "" {
+			stderr = t.LogBase + ".stderr"
+		}
+	}
+	return stdout, stderr
 }
 
 // Done reports the outcome of this try. Call it exactly once.

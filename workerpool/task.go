@@ -308,7 +308,7 @@ func (p *pool) runBash(ctx context.Context, worker int, t *wire.Task) error {
 	case r.Canceled:
 		return fmt.Errorf("bash app task %d (%s) cancelled: the pool is shutting down", t.ID, t.App)
 	case r.ExitCode != 0:
-		return &failure.BashExitError{TaskID: t.ID, App: t.App, ExitCode: r.ExitCode, Stderr: t.Stderr}
+		return &failure.BashExitError{TaskID: t.ID, App: t.App, ExitCode: r.ExitCode, Stderr: t.Stderr, StderrTail: r.StderrTail}
 	}
 	return checkOutputs(t)
 }

@@ -771,9 +771,10 @@ func (e *Executor) startBlock(ctx context.Context, id string) error {
 
 // Submit implements executor.Executor.
 func (e *Executor) Submit(t *executor.Task) error {
+	stdout, stderr := t.StdPaths()
 	wt := wire.Task{
 		ID: t.ID, Try: t.Try, App: t.App.Name, Command: t.Command,
-		Walltime: t.Opts.Walltime, Stdout: t.Opts.Stdout, Stderr: t.Opts.Stderr, Truncate: t.Opts.StdTruncate,
+		Walltime: t.Opts.Walltime, Stdout: stdout, Stderr: stderr, Truncate: t.Opts.StdTruncate,
 		Outputs: t.Opts.Outputs, Priority: t.Opts.Priority, Resources: t.Opts.Resources,
 	}
 	var serr error

@@ -254,8 +254,9 @@ func (e *Executor) runWithWalltime(t *executor.Task) (any, error) {
 }
 
 func (e *Executor) runBash(t *executor.Task) (any, error) {
+	stdout, stderr := t.StdPaths()
 	r, err := e.sh.Run(e.ctx, bash.Spec{
-		Command: t.Command, Stdout: t.Opts.Stdout, Stderr: t.Opts.Stderr, Truncate: t.Opts.StdTruncate, Walltime: t.Opts.Walltime,
+		Command: t.Command, Stdout: stdout, Stderr: stderr, Truncate: t.Opts.StdTruncate, Walltime: t.Opts.Walltime,
 	})
 	if err != nil {
 		return nil, &failure.AppError{TaskID: t.ID, App: t.App.Name, Kind: fmt.Sprintf("%T", err), Message: err.Error(), Err: err}
@@ -266,7 +267,7 @@ func (e *Executor) runBash(t *executor.Task) (any, error) {
 	case r.Canceled:
 		return nil, fmt.Errorf("bash app task %d (%s) cancelled: %w", t.ID, t.App.Name, context.Canceled)
 	case r.ExitCode != 0:
-		return nil, &failure.BashExitError{TaskID: t.ID, App: t.App.Name, ExitCode: r.ExitCode, Stderr: t.Opts.Stderr}
+		return nil, &failure.BashExitError{TaskID: t.ID, App: t.App.Name, ExitCode: r.ExitCode, Stderr: stderr, StderrTail: r.StderrTail}
 	}
 	if err := checkOutputs(t); err != nil {
 		return nil, err

@@ -8,6 +8,7 @@
 package bash
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -76,7 +77,18 @@ type Result struct {
 	// done (or, with a non-nil error from Run, that it was never started for
 	// that reason).
 	Canceled bool
+	// StderrTail is the end of what the command wrote to standard error,
+	// at most TailSize bytes, starting at a line start where the cut
+	// allows: the first thing a user needs to see why a command failed.
+	// With a Stderr file it is read back from the file (only what this run
+	// wrote, not the banner or earlier runs; with Stderr equal to Stdout it
+	// includes standard output); without one, standard error goes through a
+	// pipe into a bounded buffer instead of /dev/null.
+	StderrTail string
 }
+
+// TailSize bounds Result.StderrTail.
+const TailSize = 4096
 
 // StreamError reports that a std stream file could not be opened or its
 // directory created; it is Parsl's BadStdStreamFile. It is a distinct type
@@ -256,6 +268,14 @@ func (r *Runner) Run(ctx context.Context, s Spec) (Result, error) {
 		// ran; a failed write is no reason not to run the command.
 		fmt.Fprintf(stderr, "--> executable follows <--\n%s\n--> end executable <--\n", s.Command)
 	}
+	// Where this run's own stderr output starts in the file (append mode
+	// writes at the end, so the size is the offset).
+	var stderrStart int64 = -1
+	if stderr != nil {
+		if fi, err := stderr.Stat(); err == nil {
+			stderrStart = fi.Size()
+		}
+	}
 
 	runCtx, cancel := ctx, context.CancelFunc(func() {})
 	if s.Walltime > 0 {
@@ -272,8 +292,16 @@ func (r *Runner) Run(ctx context.Context, s Spec) (Result, error) {
 	if stdout != nil {
 		cmd.Stdout = stdout
 	}
+	var ring *tailBuffer
 	if stderr != nil {
 		cmd.Stderr = stderr
+	} else {
+		// A writer that is not an *os.File makes exec copy from a pipe;
+		// Wait waits for the copy, which ends once the group is killed
+		// (or, for a process that escaped it with setsid and holds the
+		// pipe, after WaitDelay).
+		ring = &tailBuffer{}
+		cmd.Stderr = ring
 	}
 	cmd.SysProcAttr = procgroup.Attr()
 	var killed atomic.Bool
@@ -340,6 +368,12 @@ func (r *Runner) Run(ctx context.Context, s Spec) (Result, error) {
 	}
 
 	var res Result
+	switch {
+	case ring != nil:
+		res.StderrTail = ring.String()
+	case stderrStart >= 0:
+		res.StderrTail = readTail(stderr.Name(), stderrStart)
+	}
 	ws, _ := state.Sys().(syscall.WaitStatus)
 	if ws.Signaled() {
 		res.ExitCode = 128 + int(ws.Signal())
@@ -395,4 +429,68 @@ func openStream(stream, path string, truncate bool) (*os.File, error) {
 		return nil, &StreamError{Stream: stream, Path: path, Err: err}
 	}
 	return f, nil
+}
+
+// tailBuffer keeps the last TailSize bytes written to it.
+type tailBuffer struct {
+	mu      sync.Mutex
+	buf     []byte
+	dropped bool
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := len(p)
+	if len(p) >= TailSize {
+		b.dropped = b.dropped || len(p) > TailSize || len(b.buf) > 0
+		b.buf = append(b.buf[:0], p[len(p)-TailSize:]...)
+		return n, nil
+	}
+	if over := len(b.buf) + len(p) - TailSize; over > 0 {
+		b.dropped = true
+		b.buf = append(b.buf[:0], b.buf[over:]...)
+	}
+	b.buf = append(b.buf, p...)
+	return n, nil
+}
+
+// String returns the tail, cut at a line start if bytes were dropped.
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return cutTail(b.buf, b.dropped)
+}
+
+// readTail reads at most TailSize bytes from the end of the file at path,
+// not before offset start. A file that cannot be read gives "": the tail is
+// a hint, never a reason to fail the task differently.
+func readTail(path string, start int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() <= start {
+		return ""
+	}
+	from, dropped := start, false
+	if fi.Size()-start > TailSize {
+		from, dropped = fi.Size()-TailSize, true
+	}
+	buf := make([]byte, fi.Size()-from)
+	n, _ := f.ReadAt(buf, from)
+	return cutTail(buf[:n], dropped)
+}
+
+// cutTail drops a partial first line when the start was cut off, unless
+// the tail is one long line.
+func cutTail(b []byte, dropped bool) string {
+	if dropped {
+		if i := bytes.IndexByte(b, '\n'); i >= 0 && i+1 < len(b) {
+			b = b[i+1:]
+		}
+	}
+	return string(b)
 }

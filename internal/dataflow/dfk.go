@@ -11,7 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +57,9 @@ type Config struct {
 	Strategy       string
 	StrategyPeriod time.Duration
 	MaxIdleTime    time.Duration
+	// BashAutoLog gives every bash task AutoLog files (see
+	// executor.Options.AutoLog).
+	BashAutoLog bool
 }
 
 // Event is one state change of a task, for monitoring.
@@ -405,6 +411,9 @@ func (k *DFK) launchOnce(t *Task) (settled bool, st State, res any, err error, r
 			return k.tryFailedSync(t, cerr)
 		}
 		t.x.Command = cmd
+		if k.cfg.BashAutoLog || t.x.Opts.AutoLog {
+			t.x.LogBase = autoLogBase(k.cfg.RunDir, app.Name, t.x.ID, t.x.Try)
+		}
 	}
 	k.setState(t, Launched)
 	if k.cfg.Observer != nil {
@@ -758,4 +767,20 @@ func (k *DFK) logSummary() {
 func (k *DFK) observe(t *Task, st State, executor string, err error, deps []int64) {
 	k.cfg.Observer.TaskEvent(Event{Time: k.clock0.Add(time.Since(k.clock0)), TaskID: t.x.ID, Try: t.x.Try, App: t.x.App.Name,
 		State: st, Executor: executor, Depends: deps, Err: err})
+}
+
+// autoLogBase is the path prefix of the AutoLog files of one try:
+// RUNDIR/task_logs/APP/ID_TRY, as Parsl's AUTO_LOGNAME names them under
+// task_logs, with the app name made safe as a single path element.
+func autoLogBase(runDir, app string, id int64, try int) string {
+	safe := strings.Map(func(r rune) rune {
+		if r == '/' || r == os.PathSeparator || r == 0 {
+			return '_'
+		}
+		return r
+	}, app)
+	if safe == "" || safe == "." || safe == ".." {
+		safe = "_" + safe
+	}
+	return filepath.Join(runDir, "task_logs", safe, fmt.Sprintf("%d_%d", id, try))
 }

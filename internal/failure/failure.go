@@ -216,8 +216,15 @@ type BashExitError struct {
 	App      string
 	ExitCode int
 	Stderr   string // path of the stderr file, if any
+	// StderrTail is the end of the command's standard error (at most
+	// 4 KiB, from a line start where possible), kept whether or not the
+	// task had a Stderr file, so that the error alone shows why the
+	// command failed. Error shows only its last few lines.
+	StderrTail string
 }
 
+// Error says which task failed with which code, the last lines of its
+// standard error, and where the whole of it is.
 func (e *BashExitError) Error() string {
 	msg := fmt.Sprintf("bash app task %d (%s) failed with exit code %d", e.TaskID, e.App, e.ExitCode)
 	switch e.ExitCode {
@@ -226,10 +233,45 @@ func (e *BashExitError) Error() string {
 	case 127:
 		msg += " (command not found)"
 	}
+	hint := ""
 	if e.Stderr != "" {
-		msg += "; see " + e.Stderr
+		hint = "; see " + e.Stderr
 	}
-	return msg
+	lines := shortTail(e.StderrTail)
+	switch len(lines) {
+	case 0:
+		return msg + hint
+	case 1:
+		return msg + ": " + lines[0] + hint
+	}
+	return msg + hint + "; stderr ends with:\n    " + strings.Join(lines, "\n    ")
+}
+
+// shortTail returns the last (at most 3) non-empty lines of tail, within
+// about 500 bytes, so that an error message stays a few lines long.
+func shortTail(tail string) []string {
+	const maxLines, maxBytes = 3, 500
+	var out []string
+	size := 0
+	all := strings.Split(strings.TrimRight(tail, "\n"), "\n")
+	for i := len(all) - 1; i >= 0 && len(out) < maxLines; i-- {
+		l := strings.TrimRight(all[i], "\r \t")
+		if l == "" {
+			continue
+		}
+		if len(l) > maxBytes-size {
+			if len(out) > 0 {
+				break
+			}
+			l = "..." + l[len(l)-(maxBytes-3):]
+		}
+		size += len(l)
+		out = append(out, l)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
 }
 
 // WalltimeError is the failure of a task that ran past its walltime.

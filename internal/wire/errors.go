@@ -23,7 +23,7 @@ func FromError(err error) *Error {
 	)
 	switch {
 	case errors.As(err, &be):
-		return &Error{Kind: ErrBashExit, Message: err.Error(), ExitCode: be.ExitCode}
+		return &Error{Kind: ErrBashExit, Message: err.Error(), ExitCode: be.ExitCode, StderrTail: be.StderrTail, StderrPath: be.Stderr}
 	case errors.As(err, &we):
 		return &Error{Kind: ErrWalltime, Message: err.Error()}
 	case errors.As(err, &me):
@@ -44,7 +44,7 @@ func FromError(err error) *Error {
 func (e *Error) ToError(id int64, app string, walltime time.Duration, host string) error {
 	switch e.Kind {
 	case ErrBashExit:
-		return &failure.BashExitError{TaskID: id, App: app, ExitCode: e.ExitCode}
+		return &failure.BashExitError{TaskID: id, App: app, ExitCode: e.ExitCode, Stderr: e.StderrPath, StderrTail: e.StderrTail}
 	case ErrWalltime:
 		return &failure.WalltimeError{TaskID: id, App: app, Walltime: walltime}
 	case ErrMissingOutputs:

@@ -165,6 +165,12 @@ type Error struct {
 	ExitCode int       `cbor:"x,omitempty"`
 	Paths    []string  `cbor:"paths,omitempty"`
 	Arg      int       `cbor:"arg,omitempty"`
+	// StderrTail and StderrPath are a bash failure's
+	// BashExitError.StderrTail and Stderr. Both are omitted when empty, so
+	// peers of either version decode each other's frames (unknown keys
+	// are ignored) and the protocol version is unchanged.
+	StderrTail string `cbor:"st,omitempty"`
+	StderrPath string `cbor:"sp,omitempty"`
 }
 
 // Result is the outcome of one try.
