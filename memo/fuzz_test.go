@@ -24,6 +24,23 @@ func FuzzLoad(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(valid)
+	chained := filepath.Join(dir, "chained")
+	j, err := OpenJournal(chained)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := j.AppendRefs("../000/checkpoint", "/abs/001/checkpoint"); err != nil {
+		f.Fatal(err)
+	}
+	if err := j.Append(testRecord(f, 1, 1)); err != nil {
+		f.Fatal(err)
+	}
+	j.Close()
+	withRef, err := os.ReadFile(chained)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(withRef)
 	f.Add(valid[:len(valid)-5])
 	f.Add(valid[:len(magic)+3])
 	f.Add([]byte(magic))
