@@ -289,9 +289,8 @@ func TestCkptRoundTrip(t *testing.T) {
 }
 
 // TestCkptChainLastCheckpoint runs three runs, each loading only the last
-// checkpoint. As in Parsl, a run's checkpoint holds the results it reused
-// from earlier checkpoints as well as those it computed, so the third run
-// still finds what the first one computed.
+// checkpoint. A run's checkpoint references the checkpoints it loaded
+// (memo.Chain), so the third run still finds what the first one computed.
 func TestCkptChainLastCheckpoint(t *testing.T) {
 	t.Parallel()
 	tag := t.Name()

@@ -411,5 +411,8 @@ func (d *DFK) submit(t *dataflow.Task, app *registry.App, srcs []dataflow.Source
 func AllCheckpoints(runDir string) ([]string, error) { return memo.AllCheckpoints(runDir) }
 
 // LastCheckpoint returns the newest checkpoint directory under runDir (a
-// list of at most one), for Config.CheckpointFiles.
+// list of at most one), for Config.CheckpointFiles. A run's checkpoint
+// references the checkpoints that run loaded rather than copying the
+// results it reused, and loading it loads them too: keep the earlier run
+// directories of a chain for as long as its last checkpoint is used.
 func LastCheckpoint(runDir string) ([]string, error) { return memo.LastCheckpoint(runDir) }

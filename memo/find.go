@@ -51,7 +51,9 @@ func AllCheckpoints(runDir string) ([]string, error) {
 }
 
 // LastCheckpoint returns the newest of the directories AllCheckpoints finds,
-// as a list of at most one, so that callers can treat both alike.
+// as a list of at most one, so that callers can treat both alike. Its
+// journal's references (see Chain) bring back the earlier checkpoints of
+// its chain.
 func LastCheckpoint(runDir string) ([]string, error) {
 	all, err := AllCheckpoints(runDir)
 	if err != nil || len(all) == 0 {

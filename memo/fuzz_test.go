@@ -24,6 +24,23 @@ func FuzzLoad(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(valid)
+	chained := filepath.Join(dir, "chained")
+	j, err := OpenJournal(chained)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := j.AppendRefs("../000/checkpoint", "/abs/001/checkpoint"); err != nil {
+		f.Fatal(err)
+	}
+	if err := j.Append(testRecord(f, 1, 1)); err != nil {
+		f.Fatal(err)
+	}
+	j.Close()
+	withRef, err := os.ReadFile(chained)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(withRef)
 	f.Add(valid[:len(valid)-5])
 	f.Add(valid[:len(magic)+3])
 	f.Add([]byte(magic))
@@ -90,12 +107,16 @@ func FuzzRecordPayload(f *testing.F) {
 			t.Fatal(err)
 		}
 		warned := 0
-		recs, err := Load(path, func(string) { warned++ })
+		recs, refs, err := load(path, func(string) { warned++ })
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(recs)+warned != 1 {
-			t.Fatalf("%d records and %d warnings from one record", len(recs), warned)
+		isRef := 0
+		if refs != nil {
+			isRef = 1
+		}
+		if len(recs)+warned+isRef != 1 {
+			t.Fatalf("%d records, %d references and %d warnings from one record", len(recs), len(refs), warned)
 		}
 		if len(recs) == 1 {
 			// A payload Load accepts must be one Append accepts too.

@@ -58,6 +58,9 @@ type wireRecord struct {
 	K []byte           `cbor:"k"`
 	A string           `cbor:"a"`
 	R codec.RawMessage `cbor:"r"`
+	// P, in a reference record only, names the checkpoint directories
+	// whose results this journal stands on (see AppendRefs).
+	P []string `cbor:"p,omitempty"`
 }
 
 // JournalPath returns the journal path for a run directory, so that writers
@@ -209,6 +212,11 @@ func (j *Journal) Append(recs ...Record) error {
 	if err != nil {
 		return err
 	}
+	return j.write(chunks)
+}
+
+// write appends chunks, cutting them off again on a failure (see Append).
+func (j *Journal) write(chunks [][]byte) error {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
 	if j.closed {
@@ -358,13 +366,76 @@ func (j *Journal) Close() error {
 	return nil
 }
 
+// AppendRefs writes a reference record naming checkpoint directories (as
+// AllCheckpoints returns them) whose results this journal relies on instead
+// of holding copies: LoadChain loads them, and what they reference in turn,
+// before this journal's own records. A directory is stored relative to the
+// journal's own directory when it can be, so that a base run directory
+// moved or copied as a whole keeps its chain.
+//
+// Readers that predate references load the record as a result under the
+// all-zero key with no app name, which no task has.
+func (j *Journal) AppendRefs(dirs ...string) error {
+	if len(dirs) == 0 {
+		return nil
+	}
+	here := filepath.Dir(j.path)
+	if abs, err := filepath.Abs(here); err == nil {
+		here = abs
+	}
+	w := wireRecord{K: make([]byte, 32), R: codec.RawMessage{0xf6}} // null
+	for _, d := range dirs {
+		if !utf8.ValidString(d) {
+			return fmt.Errorf("memo: checkpoint reference %q is not valid UTF-8", d)
+		}
+		if abs, err := filepath.Abs(d); err == nil {
+			if rel, err := filepath.Rel(here, abs); err == nil {
+				d = rel
+			} else {
+				d = abs
+			}
+		}
+		w.P = append(w.P, filepath.ToSlash(d))
+	}
+	payload, err := codec.Marshal(w)
+	if err != nil {
+		return fmt.Errorf("memo: encode checkpoint reference: %w", err)
+	}
+	if len(payload) > MaxRecordSize {
+		return fmt.Errorf("memo: checkpoint reference of %d directories is %d bytes, over the %d byte limit", len(dirs), len(payload), MaxRecordSize)
+	}
+	buf := binary.LittleEndian.AppendUint32(nil, uint32(len(payload)))
+	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(payload, castagnoli))
+	return j.write([][]byte{append(buf, payload...)})
+}
+
 // decodePayload is the one place that decides whether a payload is a valid
 // record; Append uses it too, so that what is written can be read.
 func decodePayload(p []byte) (Record, error) {
+	r, refs, err := decodeAny(p)
+	if err == nil && refs != nil {
+		return Record{}, errors.New("a reference record, not a result")
+	}
+	return r, err
+}
+
+// decodeAny decodes a result record, or a reference record (refs non-nil).
+func decodeAny(p []byte) (Record, []string, error) {
 	var w wireRecord
 	if err := codec.Unmarshal(p, &w); err != nil {
-		return Record{}, fmt.Errorf("bad CBOR: %w", err)
+		return Record{}, nil, fmt.Errorf("bad CBOR: %w", err)
 	}
+	if len(w.P) > 0 {
+		if len(w.K) != 32 || w.A != "" || slices.ContainsFunc(w.K, func(b byte) bool { return b != 0 }) {
+			return Record{}, nil, errors.New("reference record with a key or app name")
+		}
+		return Record{}, w.P, nil
+	}
+	r, err := decodeResult(w)
+	return r, nil, err
+}
+
+func decodeResult(w wireRecord) (Record, error) {
 	if len(w.K) != len(Record{}.Key) {
 		return Record{}, fmt.Errorf("key is %d bytes, want 32", len(w.K))
 	}
@@ -383,10 +454,19 @@ func decodePayload(p []byte) (Record, error) {
 // few cached results only costs re-running their tasks. A missing file (the
 // error wraps os.ErrNotExist) or a file that is not a journal gives an error
 // naming the path. warn may be nil.
+//
+// Reference records (see AppendRefs) are skipped; LoadChain follows them.
 func Load(path string, warn func(msg string)) ([]Record, error) {
+	recs, _, err := load(path, warn)
+	return recs, err
+}
+
+// load is Load that also returns the directories named by reference
+// records, as written.
+func load(path string, warn func(msg string)) (recs []Record, refs []string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("memo: load checkpoint: %w", err)
+		return nil, nil, fmt.Errorf("memo: load checkpoint: %w", err)
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 64<<10)
@@ -402,29 +482,28 @@ func Load(path string, warn func(msg string)) ([]Record, error) {
 	n, err := io.ReadFull(r, h[:len(magic)])
 	switch {
 	case errors.Is(err, io.EOF):
-		return nil, nil // created but header not yet written
+		return nil, nil, nil // created but header not yet written
 	case errors.Is(err, io.ErrUnexpectedEOF) && magic[:n] == string(h[:n]):
 		damaged(0, 0, "torn file header (%d of %d bytes)", n, len(magic))
-		return nil, nil
+		return nil, nil, nil
 	case err != nil && !errors.Is(err, io.ErrUnexpectedEOF):
-		return nil, fmt.Errorf("memo: load checkpoint %s: %w", path, err)
+		return nil, nil, fmt.Errorf("memo: load checkpoint %s: %w", path, err)
 	case string(h[:n]) != magic:
-		return nil, fmt.Errorf("memo: %s is not a checkpoint journal (header %q, want %q)", path, h[:n], magic)
+		return nil, nil, fmt.Errorf("memo: %s is not a checkpoint journal (header %q, want %q)", path, h[:n], magic)
 	}
 
-	var recs []Record
 	off := int64(len(magic))
 	for {
 		n, err := io.ReadFull(r, h[:])
 		if errors.Is(err, io.EOF) {
-			return recs, nil
+			return recs, refs, nil
 		}
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			damaged(off, len(recs), "torn record (file ends %d bytes into the record header)", n)
-			return recs, nil
+			return recs, refs, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("memo: load checkpoint %s at byte offset %d: %w", path, off, err)
+			return nil, nil, fmt.Errorf("memo: load checkpoint %s at byte offset %d: %w", path, off, err)
 		}
 		if string(h[:]) == magic {
 			off += int64(len(magic))
@@ -434,26 +513,30 @@ func Load(path string, warn func(msg string)) ([]Record, error) {
 		sum := binary.LittleEndian.Uint32(h[4:8])
 		if size > MaxRecordSize {
 			damaged(off, len(recs), "corrupt record (length %d exceeds the %d byte limit)", size, MaxRecordSize)
-			return recs, nil
+			return recs, refs, nil
 		}
 		payload, err := readPayload(r, int(size))
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			damaged(off, len(recs), "torn record (file ends %d bytes into a %d byte payload)", len(payload), size)
-			return recs, nil
+			return recs, refs, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("memo: load checkpoint %s at byte offset %d: %w", path, off, err)
+			return nil, nil, fmt.Errorf("memo: load checkpoint %s at byte offset %d: %w", path, off, err)
 		}
 		if got := crc32.Checksum(payload, castagnoli); got != sum {
 			damaged(off, len(recs), "corrupt record (checksum %08x, want %08x)", got, sum)
-			return recs, nil
+			return recs, refs, nil
 		}
-		rec, err := decodePayload(payload)
+		rec, more, err := decodeAny(payload)
 		if err != nil {
 			damaged(off, len(recs), "corrupt record (%v)", err)
-			return recs, nil
+			return recs, refs, nil
 		}
-		recs = append(recs, rec)
+		if more != nil {
+			refs = append(refs, more...)
+		} else {
+			recs = append(recs, rec)
+		}
 		off += recordHeaderSize + int64(size)
 	}
 }

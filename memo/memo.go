@@ -30,6 +30,14 @@
 // "k" is the memo key, "a" the app name and "r" the encoded result. Readers
 // ignore unknown map keys, so later versions may add fields.
 //
+// A reference record names earlier checkpoint directories whose results
+// the journal relies on without copying them (see Journal.AppendRefs and
+// Chain): "k" is 32 zero bytes, "a" empty, "r" null, and "p" an array of
+// directory paths, relative to the journal's directory when possible. A
+// rerun writes one before its first result instead of copying every
+// reused result, so a chain of reruns stays as large as its distinct
+// results; Chain follows the references, LoadDir and Load skip them.
+//
 // The magic may appear again at a record boundary: two processes that open a
 // new, empty file at the same moment may both write it. The reader skips such
 // copies. This is unambiguous because the magic read as a length is larger

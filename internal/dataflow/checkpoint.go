@@ -80,6 +80,15 @@ type checkpointer struct {
 	journal      *memo.Journal
 	closed       bool
 
+	// refs are the loaded checkpoint directories this run's journal
+	// references instead of copying the results it reuses from them (see
+	// memo.Chain); refsDone is set once the reference is in the journal.
+	refs     []string
+	refsDone bool
+	// passWritten counts the records written since the last pass's log
+	// line, including those task_exit wrote as tasks ended.
+	passWritten int
+
 	// failing is set from a failed write until a write succeeds; the
 	// backlog limits apply meanwhile.
 	failing  bool
@@ -115,8 +124,9 @@ func newCheckpointer(cfg CheckpointConfig, runDir string, log *slog.Logger) (*ch
 		files = all
 	}
 	n := 0
+	chain := memo.NewChain(func(msg string) { log.Warn(msg) })
 	for _, dir := range files {
-		recs, err := memo.LoadDir(dir, func(msg string) { log.Warn(msg) })
+		recs, err := chain.Load(dir)
 		if err != nil {
 			if implicit {
 				// Found by scanning earlier runs, not asked for: one damaged
@@ -134,6 +144,7 @@ func newCheckpointer(cfg CheckpointConfig, runDir string, log *slog.Logger) (*ch
 	if len(files) > 0 {
 		log.Info("loaded checkpoints", "dirs", len(files), "records", n)
 	}
+	c.refs = chain.Roots(filepath.Dir(c.path))
 	return c, nil
 }
 
@@ -182,15 +193,12 @@ func (c *checkpointer) lookup(key [32]byte, app *registry.App) (any, bool) {
 		c.log.Warn("checkpointed result does not decode into the app's result type; running the task again", "app", app.Name, "err", err)
 		return nil, false
 	}
+	// Unlike Parsl, a result reused from an earlier checkpoint is not
+	// copied into this run's journal: that made every rerun's journal as
+	// large as all results so far. The journal references the loaded
+	// checkpoints instead (see writeLocked), which a later run loading
+	// only the last checkpoint (LastCheckpoint) follows.
 	c.table.Put(key, memo.Entry{App: app.Name, Value: v, HasValue: true})
-	// As in Parsl, a result reused from an earlier checkpoint goes into this
-	// run's checkpoint too, so that a later run loading only the last
-	// checkpoint (LastCheckpoint) still finds it. Only the first use in
-	// this run gets here (the entry held Raw until now); two tasks hitting
-	// it at once may both write it, which is harmless.
-	if c.cfg.Mode != CheckpointNone {
-		c.write(memo.Record{Key: key, App: app.Name, Result: e.Raw})
-	}
 	return v, true
 }
 
@@ -277,6 +285,16 @@ func (c *checkpointer) writeLocked() error {
 	if err := c.openLocked(); err != nil {
 		return c.failedLocked(err)
 	}
+	// Before the first result, so that a journal with results always
+	// brings the checkpoints its run reused along. A run that computes
+	// nothing new writes no journal at all, and LastCheckpoint then finds
+	// the checkpoint it loaded from.
+	if !c.refsDone {
+		if err := c.journal.AppendRefs(c.refs...); err != nil {
+			return c.failedLocked(err)
+		}
+		c.refsDone = true
+	}
 	// After a failure, a one-record probe first: a disk that is still full
 	// then costs one small write. After a failed batch, the probe and
 	// then half the batch, so that what fits on the disk is written.
@@ -311,6 +329,7 @@ func (c *checkpointer) writeLocked() error {
 		c.pending = c.pending[n:]
 		c.pendingBytes -= size
 		written += n
+		c.passWritten += n
 		limit = next
 	}
 	c.pending, c.pendingBytes = all[:0], 0
@@ -384,7 +403,7 @@ func (c *checkpointer) flushLocked() (int, error) {
 				return 0, fmt.Errorf("parsl: syncing checkpoint %s: %w", c.path, err)
 			}
 		}
-		c.log.Info("no tasks checkpointed in this pass")
+		c.logPassLocked()
 		return 0, nil
 	}
 	if err := c.writeLocked(); err != nil {
@@ -393,8 +412,20 @@ func (c *checkpointer) flushLocked() (int, error) {
 	if err := c.journal.Sync(); err != nil {
 		return n, fmt.Errorf("parsl: syncing checkpoint %s: %w", c.path, err)
 	}
-	c.log.Info(fmt.Sprintf("done checkpointing %d tasks", n), "path", c.path)
+	c.logPassLocked()
 	return n, nil
+}
+
+// logPassLocked logs what a checkpoint pass wrote, counting the records
+// task_exit wrote since the last pass, so that a run whose results all went
+// out as tasks ended does not end with "no tasks checkpointed".
+func (c *checkpointer) logPassLocked() {
+	if c.passWritten == 0 {
+		c.log.Info("no tasks checkpointed in this pass")
+		return
+	}
+	c.log.Info(fmt.Sprintf("done checkpointing %d tasks", c.passWritten), "path", c.path)
+	c.passWritten = 0
 }
 
 // close writes what is pending, one last try whatever the retry interval,
