@@ -173,11 +173,27 @@ type block struct {
 	scaledIn bool // ScaleIn removes it: neither capacity nor a failure
 	ended    bool // the provider reported a terminal state, or its pools were lost
 	final    provider.JobStatus
-	// cancelDue: the block's pools were lost while it still ran (silent
-	// past the heartbeat threshold, or their connections broke), so it
-	// is ended (final FAILED) and watchBlocks is to cancel its job, which
-	// may still hold a stopped or hung process.
+	// cancelDue: one of the block's pools was lost while it still ran
+	// (silent past the heartbeat threshold, or its connection broke), so
+	// it is ended (final FAILED) and cancelLoop is to cancel its job,
+	// which may still hold a stopped or hung process and its tasks.
 	cancelDue bool
+	// cancelling: a Cancel of its job is under way (cancelLoop, ScaleIn).
+	cancelling bool
+	// settled: its job was cancelled (or cancelling it failed), so a try
+	// lost with one of its pools is reported at once; until then such a
+	// try is parked here. Reporting it earlier would have the kernel
+	// retry it while the lost try's processes still run: the task's side
+	// effects twice, the two tries overlapping.
+	settled bool
+	parked  []parkedTry
+}
+
+// parkedTry is a try lost with its pool, held until its block's job is
+// cancelled.
+type parkedTry struct {
+	t   *executor.Task
+	err error // a *failure.ManagerLostError
 }
 
 // maxFailures bounds the failures remembered for the strategy.
@@ -224,7 +240,7 @@ type Executor struct {
 	failures  []scaling.Failure // blocks that ended without ever joining
 	joined    map[string]bool   // blocks whose pool ever registered
 	live      map[string]int    // connected managers per block
-	lossy     map[string]string // blocks that lost a manager not draining → why
+	parkedN   int               // tries parked on blocks, still outstanding
 	refused   int
 	launched  int
 	connected int
@@ -243,6 +259,7 @@ type Executor struct {
 
 	wg   sync.WaitGroup
 	quit chan struct{}
+	kick chan struct{} // wakes cancelLoop: a block is due for cancelling
 }
 
 const nShards = 64
@@ -318,7 +335,7 @@ func New(opts Options) *Executor {
 	if opts.Launcher == nil {
 		opts.Launcher = defaultLauncher
 	}
-	e := &Executor{opts: opts, blocks: map[string]*block{}, joined: map[string]bool{}, live: map[string]int{}, lossy: map[string]string{}, quit: make(chan struct{}),
+	e := &Executor{opts: opts, blocks: map[string]*block{}, joined: map[string]bool{}, live: map[string]int{}, quit: make(chan struct{}), kick: make(chan struct{}, 1),
 		blockStates: map[string]provider.JobState{}, nodes: map[string]nodeEntry{}}
 	for i := range e.shards {
 		e.shards[i].m = map[int64]entry{}
@@ -511,8 +528,9 @@ func (e *Executor) Start(ctx context.Context, env executor.Env) (err error) {
 			}
 		},
 	})
-	e.wg.Add(1)
+	e.wg.Add(2)
 	go e.watchBlocks()
+	go e.cancelLoop()
 	e.log.Info("htex started", "address", e.ix.Addr().String(), "tls", e.encrypted(), "init_blocks", e.scfg.InitBlocks,
 		"min_blocks", e.scfg.MinBlocks, "max_blocks", e.scfg.MaxBlocks, "strategy", e.scfg.Strategy, "strategy_period", period,
 		"max_idle_time", e.scfg.MaxIdleTime, "pool_config", e.cfg)
@@ -557,6 +575,7 @@ func (e *Executor) ScaleOut(ctx context.Context, n int) error {
 // snapshot) fails as ManagerLost, which the kernel retries.
 func (e *Executor) ScaleIn(ctx context.Context, ids []string) error {
 	var jobs []string
+	var bs []*block
 	want := map[string]bool{}
 	jobOf := map[string]string{}
 	e.mu.Lock()
@@ -565,7 +584,10 @@ func (e *Executor) ScaleIn(ctx context.Context, ids []string) error {
 		if b == nil || b.scaledIn || b.ended {
 			continue
 		}
-		b.scaledIn = true
+		// A try lost with its pool from now on (one dispatched since the
+		// strategy's snapshot) waits for the Cancel below.
+		b.scaledIn, b.cancelling = true, true
+		bs = append(bs, b)
 		jobs = append(jobs, b.job)
 		want[id] = true
 		jobOf[id] = b.job
@@ -605,7 +627,16 @@ wait:
 	// the executor, and stopAll cancels them again anyway.
 	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := e.prov.Cancel(cctx, jobs); err != nil {
+	err := e.prov.Cancel(cctx, jobs)
+	if err == nil {
+		for id := range want {
+			err = errors.Join(err, waitBlockProcs(cctx, e.cfg, id))
+		}
+	}
+	for _, b := range bs {
+		e.settle(b, err)
+	}
+	if err != nil {
 		return fmt.Errorf("htex %q: cancelling scaled-in blocks %v: %w", e.opts.Label, ids, err)
 	}
 	for id, job := range jobOf {
@@ -871,6 +902,9 @@ func (e *Executor) deliver(rs []wire.Result, from interchange.ManagerInfo) {
 			var ml *failure.ManagerLostError
 			if errors.As(err, &ml) {
 				ml.Manager = from.Name
+				if e.park(t, err, from) {
+					continue
+				}
 			}
 			var ae *failure.AppError
 			if errors.As(err, &ae) && ae.Kind == "" {
@@ -890,19 +924,105 @@ func (e *Executor) deliver(rs []wire.Result, from interchange.ManagerInfo) {
 	}
 }
 
+// park holds try t, lost with manager from, on the manager's block until
+// the block's job is cancelled (settle), and reports whether it did. A
+// lost manager's tasks may still run: a stopped pool's bash tasks run on
+// in process groups of their own, and so does a hung pool. The interchange
+// says that a manager is gone before it reports the manager's lost tries,
+// but a standalone interchange forwards only the tries when no driver was
+// connected at the time, so the loss of a block may be learnt here first;
+// it is then failed and cancelled as onManager would.
+func (e *Executor) park(t *executor.Task, err error, from interchange.ManagerInfo) bool {
+	e.mu.Lock()
+	b := e.blocks[from.BlockID]
+	if b == nil || b.settled {
+		// Not a block of ours (a pool started by hand): nothing to cancel.
+		e.mu.Unlock()
+		return false
+	}
+	select {
+	case <-e.quit:
+		// Shutdown: the retry is refused anyway, and stopAll cancels
+		// every job.
+		e.mu.Unlock()
+		return false
+	default:
+	}
+	lost := e.blockLostLocked(from.BlockID, "a pool was lost with tasks in flight")
+	if !b.cancelDue && !b.cancelling && !b.scaledIn {
+		// Ended by itself (the provider saw its job end) but never
+		// cancelled: what it started may outlive it.
+		b.cancelDue = true
+	}
+	b.parked = append(b.parked, parkedTry{t: t, err: err})
+	e.parkedN++
+	e.mu.Unlock()
+	e.wakeCanceller()
+	if lost != nil {
+		e.blockLost(from.BlockID, lost)
+	}
+	return true
+}
+
+// wakeCanceller has cancelLoop look for blocks due for cancelling now.
+func (e *Executor) wakeCanceller() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// settle reports the tries parked on block b once its job is cancelled;
+// cerr is why cancelling failed, if it did, and is added to their
+// ManagerLostError: the lost try may then still run.
+func (e *Executor) settle(b *block, cerr error) {
+	e.mu.Lock()
+	b.cancelling, b.settled = false, true
+	ps := b.parked
+	b.parked = nil
+	e.parkedN -= len(ps)
+	e.mu.Unlock()
+	for _, p := range ps {
+		if cerr != nil {
+			var ml *failure.ManagerLostError
+			if errors.As(p.err, &ml) {
+				ml.Reason += fmt.Sprintf("; cancelling its block failed (%v), so this try may still be running", cerr)
+			}
+		}
+		p.t.Done(nil, p.err)
+	}
+}
+
+// settleAll reports every parked try (Shutdown, after stopAll).
+func (e *Executor) settleAll(cerr error) {
+	e.mu.Lock()
+	var bs []*block
+	for _, id := range e.order {
+		if b := e.blocks[id]; len(b.parked) > 0 || b.cancelling {
+			bs = append(bs, b)
+		}
+	}
+	e.mu.Unlock()
+	for _, b := range bs {
+		e.settle(b, cerr)
+	}
+}
+
 func (e *Executor) onManager(m interchange.ManagerInfo, gone bool, reason string) {
 	e.mu.Lock()
 	var lost *block
 	if gone {
 		e.connected--
 		e.live[m.BlockID]--
-		if !m.Draining {
-			// Neither drained nor told to leave: lost, with its tasks.
-			e.lossy[m.BlockID] = reason
-		}
 		if e.live[m.BlockID] <= 0 {
 			delete(e.live, m.BlockID)
-			lost = e.blockLostLocked(m.BlockID)
+		}
+		if !m.Draining {
+			// Neither drained nor told to leave: lost, with its tasks,
+			// which may still run. The whole block is cancelled at once,
+			// even when it has other pools: only that kills the lost
+			// pool's tasks before they are retried.
+			lost = e.blockLostLocked(m.BlockID, reason)
 		}
 	} else {
 		e.connected++
@@ -912,24 +1032,30 @@ func (e *Executor) onManager(m interchange.ManagerInfo, gone bool, reason string
 	e.mu.Unlock()
 	e.monitorManager(m, gone)
 	if lost != nil {
-		e.log.Warn("htex: every pool of a block was lost; cancelling the block so that the strategy replaces it",
-			"block", m.BlockID, "job", lost.job, "reason", lost.final.Message)
-		e.monitorBlock(m.BlockID, lost.job, provider.Failed)
+		e.blockLost(m.BlockID, lost)
 	}
 }
 
-// blockLostLocked marks block id lost when its last manager has gone and
-// one of its managers went without draining. Pools never reconnect, so
-// such a block gives no more capacity, yet its job may run on for ever: a
-// stopped (SIGSTOP) or hung pool is dropped at the heartbeat threshold
-// while its process lives. The block is then failed, no longer counted
-// by the strategy (which replaces it within max_blocks), and its job is
-// cancelled by watchBlocks. Blocks being scaled in, already ended, or lost
+// blockLost logs and records a block that blockLostLocked failed, and has
+// cancelLoop cancel it at once.
+func (e *Executor) blockLost(id string, b *block) {
+	e.wakeCanceller()
+	e.log.Warn("htex: a pool of a block was lost; cancelling the block so that its tasks die before they are retried and the strategy replaces it",
+		"block", id, "job", b.job, "reason", b.final.Message)
+	e.monitorBlock(id, b.job, provider.Failed)
+}
+
+// blockLostLocked marks block id lost when one of its managers went
+// without draining. Pools never reconnect, so such a block gives less
+// capacity, yet its job may run on for ever: a stopped (SIGSTOP) or hung
+// pool is dropped at the heartbeat threshold while its process, and the
+// tasks it started, live. The block is then failed, no longer counted by
+// the strategy (which replaces it within max_blocks), and its job is
+// cancelled by cancelLoop. Blocks being scaled in, already ended, or lost
 // during Shutdown are left alone. Needs e.mu; returns the block or nil.
-func (e *Executor) blockLostLocked(id string) *block {
-	why, ok := e.lossy[id]
+func (e *Executor) blockLostLocked(id, why string) *block {
 	b := e.blocks[id]
-	if !ok || b == nil || b.ended || b.scaledIn {
+	if b == nil || b.ended || b.scaledIn {
 		return nil
 	}
 	select {
@@ -937,7 +1063,6 @@ func (e *Executor) blockLostLocked(id string) *block {
 		return nil // stopAll cancels every job
 	default:
 	}
-	delete(e.lossy, id)
 	b.cancelDue, b.ended = true, true
 	b.final = provider.JobStatus{JobID: b.job, State: provider.Failed, ExitCode: -1,
 		Message:    "its pools were lost (" + why + "); the block was cancelled",
@@ -1018,7 +1143,6 @@ func (e *Executor) watchBlocks() {
 			return
 		case <-tick.C:
 		}
-		e.cancelLost()
 		e.mu.Lock()
 		var ids, jobs []string
 		total := 0
@@ -1086,18 +1210,34 @@ func (e *Executor) watchBlocks() {
 	}
 }
 
+// cancelLoop runs cancelLost whenever a block is due for cancelling.
+func (e *Executor) cancelLoop() {
+	defer e.wg.Done()
+	for {
+		select {
+		case <-e.quit:
+			return
+		case <-e.kick:
+		}
+		e.cancelLost()
+	}
+}
+
 // cancelLost cancels, through the provider, the jobs of blocks whose pools
 // were lost (blockLostLocked), after asking the strategy for their
-// replacement. The local provider kills the block's process group (at
-// once when the process is stopped); a batch provider cancels the job
-// (scancel).
+// replacement, and then reports the tries parked on them. The local
+// provider kills the block's process group (at once when the process is
+// stopped) and returns once it is reaped; the bash tasks, in groups of
+// their own, die with their pool (internal/bash), which waitBlockProcs
+// waits for. A batch provider cancels the job (scancel).
 func (e *Executor) cancelLost() {
 	e.mu.Lock()
 	var ids, jobs []string
+	var bs []*block
 	for _, id := range e.order {
 		if b := e.blocks[id]; b.cancelDue {
-			b.cancelDue = false
-			ids, jobs = append(ids, id), append(jobs, b.job)
+			b.cancelDue, b.cancelling = false, true
+			ids, jobs, bs = append(ids, id), append(jobs, b.job), append(bs, b)
 		}
 	}
 	e.mu.Unlock()
@@ -1116,11 +1256,23 @@ func (e *Executor) cancelLost() {
 		case <-ctx.Done():
 		}
 	}()
-	if err := e.prov.Cancel(ctx, jobs); err != nil {
+	err := e.prov.Cancel(ctx, jobs)
+	if err != nil {
 		e.log.Error("htex: cancelling blocks whose pools were lost failed; their jobs may still run", "blocks", ids, "jobs", jobs, "err", err)
-		return
+	} else {
+		for _, id := range ids {
+			if werr := waitBlockProcs(ctx, e.cfg, id); werr != nil {
+				err = errors.Join(err, werr)
+			}
+		}
+		if err != nil {
+			e.log.Error("htex: processes of cancelled blocks still run", "blocks", ids, "err", err)
+		}
+		e.log.Info("htex: blocks whose pools were lost cancelled", "blocks", ids, "jobs", jobs)
 	}
-	e.log.Info("htex: blocks whose pools were lost cancelled", "blocks", ids, "jobs", jobs)
+	for _, b := range bs {
+		e.settle(b, err)
+	}
 }
 
 // tail returns the end of a block's stderr file, to put the pool's own
@@ -1169,6 +1321,9 @@ func (e *Executor) Shutdown(ctx context.Context) error {
 		_ = e.loop.Close()
 	}
 	err := e.stopAll(ctx)
+	// Every job is cancelled now: the parked tries can be reported (their
+	// retries are refused, the executor being closed).
+	e.settleAll(err)
 	e.failAll(func(t *executor.Task) error {
 		return fmt.Errorf("htex executor %q shut down before task %d finished: %w", e.opts.Label, t.ID, failure.ErrDFKClosed)
 	})
@@ -1242,7 +1397,11 @@ func (e *Executor) Managers() []interchange.ManagerInfo {
 // Outstanding returns the number of tasks given to the executor and not
 // yet reported.
 func (e *Executor) Outstanding() int {
-	n := 0
+	e.mu.Lock()
+	// Parked tries count: the kernel retries them, and the strategy is to
+	// start their block's replacement while the block is cancelled.
+	n := e.parkedN
+	e.mu.Unlock()
 	for i := range e.shards {
 		s := &e.shards[i]
 		s.mu.Lock()

@@ -2,6 +2,7 @@ package htex_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,9 +38,11 @@ var _ = parsl.Register3("htextest.stallmark", func(ctx context.Context, dir stri
 	return id, nil
 })
 
-// holdingProvider is a local provider whose Cancel of held jobs waits
-// until release: a batch system slow to kill a job, so that a stopped pool
-// can be resumed after its manager was dropped.
+// holdingProvider is a local provider whose Cancel of held jobs fails
+// until release: a batch system that cannot kill a job, so that a stopped
+// pool can be resumed after its manager was dropped and its lost tries
+// were retried elsewhere (the executor retries a lost try only once its
+// block's Cancel has returned, and reports a failed Cancel with it).
 type holdingProvider struct {
 	*local.Provider
 	mu      sync.Mutex
@@ -64,14 +67,15 @@ func (p *holdingProvider) Cancel(ctx context.Context, ids []string) error {
 		}
 		select {
 		case <-p.release:
-		case <-ctx.Done():
+		default:
+			return errors.New("holdingProvider: the scheduler could not cancel the job")
 		}
 	}
 	return p.Provider.Cancel(ctx, ids)
 }
 
 // TestResumedPoolCannotDeliverOrRun: a stopped pool whose manager was
-// dropped, and whose block's cancel is slow, is resumed (SIGCONT) after
+// dropped, and whose block's cancel failed, is resumed (SIGCONT) after
 // its tasks were given to the replacement block. It must deliver none of
 // its late results, start none of the tasks it still held, and exit.
 func TestResumedPoolCannotDeliverOrRun(t *testing.T) {
