@@ -35,7 +35,7 @@ const ConfigEnv = "PARSL_CONFIG"
 // ConfigFileError is a problem with a YAML configuration file. Its message
 // reads "file:line: key: what is wrong; what is accepted", for example
 //
-//	config.yaml:7: executors[0].provider.kind: unknown kind "slrum"; known: local, slurm
+//	config.yaml:7: executors[0].provider.kind: unknown kind "slrum"; known: condor, gridengine, local, lsf, pbs, slurm
 type ConfigFileError struct {
 	// File is the path as given to LoadConfigFile.
 	File string
@@ -92,7 +92,13 @@ func (e *ConfigFileError) Unwrap() error { return e.Err }
 //	      kind: slurm
 //	      partition: debug
 //	      walltime: 1h
-//	      launcher: srun         # single_node, srun
+//	      launcher: srun         # see the launchers below
+//
+// A provider's launcher: key names one of single_node, simple, srun,
+// srun_mpi, mpiexec, mpirun, aprun, jsrun, gnu_parallel (launcher.SingleNode,
+// launcher.Simple, launcher.Srun, and the others with their zero Options);
+// launcher.Wrapped and launchers with options are set in Go, in the
+// provider's Options.Launcher.
 //
 // Each executor and provider is chosen by its kind: (executors: threads,
 // htex; providers: local, slurm, pbs, lsf, condor, gridengine, and
