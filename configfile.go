@@ -37,7 +37,7 @@ const ConfigEnv = "PARSL_CONFIG"
 // ConfigFileError is a problem with a YAML configuration file. Its message
 // reads "file:line: key: what is wrong; what is accepted", for example
 //
-//	config.yaml:7: executors[0].provider.kind: unknown kind "slrum"; known: local, slurm
+//	config.yaml:7: executors[0].provider.kind: unknown kind "slrum"; known: condor, gridengine, local, lsf, pbs, slurm
 type ConfigFileError struct {
 	// File is the path as given to LoadConfigFile.
 	File string
