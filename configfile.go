@@ -75,6 +75,7 @@ func (e *ConfigFileError) Unwrap() error { return e.Err }
 //	retries: 2
 //	run_dir: runinfo
 //	app_cache: true              # false sets DisableAppCache
+//	bash_auto_log: true          # every bash try gets task_logs/APP/ID_TRY.stdout|.stderr
 //	checkpoint_mode: task_exit   # none, task_exit, periodic, dfk_exit, manual
 //	checkpoint_period: 30m       # Go durations: "30s", "5m", "1h30m"
 //	checkpoint_files: [runinfo/003/checkpoint]
@@ -204,6 +205,7 @@ type fileConfig struct {
 	Strategy         string     `yaml:"strategy"`
 	StrategyPeriod   duration   `yaml:"strategy_period"`
 	MaxIdleTime      duration   `yaml:"max_idle_time"`
+	BashAutoLog      bool       `yaml:"bash_auto_log"`
 	Executors        []ast.Node `yaml:"executors"`
 }
 
@@ -243,6 +245,7 @@ func (d *decoder) config(body ast.Node) (Config, error) {
 		Strategy:         fc.Strategy,
 		StrategyPeriod:   time.Duration(fc.StrategyPeriod),
 		MaxIdleTime:      time.Duration(fc.MaxIdleTime),
+		BashAutoLog:      fc.BashAutoLog,
 	}
 	if cfg.CheckpointMode == "none" {
 		cfg.CheckpointMode = CheckpointNone
@@ -606,6 +609,7 @@ func configFromEnv(cfg Config) (Config, error) {
 		out.Retries = fc.Retries
 	}
 	out.DisableAppCache = cfg.DisableAppCache || fc.DisableAppCache
+	out.BashAutoLog = cfg.BashAutoLog || fc.BashAutoLog
 	if out.CheckpointMode == CheckpointNone {
 		out.CheckpointMode = fc.CheckpointMode
 	}

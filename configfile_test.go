@@ -134,7 +134,7 @@ func TestLoadConfigFileErrors(t *testing.T) {
 		msg  string
 	}{
 		{"unknown top key", "retries: 1\nretriez: 2\n", 2, "retriez",
-			`unknown key "retriez"; accepted: app_cache, checkpoint_files, checkpoint_mode, checkpoint_period, executors, log_format, log_level, max_idle_time, retries, run_dir, strategy, strategy_period`},
+			`unknown key "retriez"; accepted: app_cache, bash_auto_log, checkpoint_files, checkpoint_mode, checkpoint_period, executors, log_format, log_level, max_idle_time, retries, run_dir, strategy, strategy_period`},
 		{"negative count", "retries: -1\n", 1, "retries", "must be 0 or more, got -1"},
 		{"fraction for count", "\nretries: 2.5\n", 2, "retries", `want a whole number (0 or more), got "2.5"`},
 		{"string for count", "retries: two\n", 1, "retries", `want a whole number (0 or more), got "two"`},
@@ -349,4 +349,18 @@ func TestConfigEnvRules(t *testing.T) {
 			t.Errorf("run directory %s, want one under the Config's RunDir %s", dfk.RunDir(), mine)
 		}
 	})
+}
+
+func TestConfigFileBashAutoLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte("bash_auto_log: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parsl.LoadConfigFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.BashAutoLog {
+		t.Fatal("bash_auto_log: true did not set Config.BashAutoLog")
+	}
 }

@@ -66,7 +66,7 @@ type DFK struct {
 // runs on its executors, so the same binary can be pointed at threads,
 // worker pools or a cluster without recompiling. The rule for the other
 // fields: a field set in cfg (non-zero) wins; a zero field takes the
-// file's value; DisableAppCache is set if either sets it. (So LogLevel
+// file's value; DisableAppCache and BashAutoLog are set if either sets them. (So LogLevel
 // info, the zero level, in cfg does not override the file's level.)
 // Fields the file cannot hold (Logger, RetryHandler, InternalThreads,
 // NoSignalHandler) come from cfg.
