@@ -1,13 +1,13 @@
 package htex
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"strconv"
 	"time"
 
+	"github.com/parsl-go/parsl/internal/procstat"
 	"github.com/parsl-go/parsl/internal/wire"
 )
 
@@ -29,11 +29,11 @@ func waitBlockProcs(ctx context.Context, cfg, id string) error {
 	if cfg == "" {
 		return nil
 	}
-	marks := [][]byte{[]byte(wire.PoolConfigEnv + "=" + cfg + "\x00"), []byte(wire.BlockIDEnv + "=" + id + "\x00")}
 	ctx, cancel := context.WithTimeout(ctx, blockProcsPatience)
 	defer cancel()
+	r := procstat.New("")
 	for {
-		pid := blockProc(marks)
+		pid := blockProc(r, cfg, id)
 		if pid == 0 {
 			return nil
 		}
@@ -45,8 +45,9 @@ func waitBlockProcs(ctx context.Context, cfg, id string) error {
 	}
 }
 
-// blockProc returns a live process whose environment has every mark, or 0.
-func blockProc(marks [][]byte) int {
+// blockProc returns a live process that started with block id's pool
+// configuration and block ID in its environment, or 0.
+func blockProc(r *procstat.Reader, cfg, id string) int {
 	d, err := os.Open("/proc")
 	if err != nil {
 		return 0
@@ -59,36 +60,19 @@ func blockProc(marks [][]byte) int {
 		if err != nil || pid == self {
 			continue
 		}
-		env, err := os.ReadFile("/proc/" + n + "/environ")
+		env, err := r.Environ(pid)
 		if err != nil || len(env) == 0 {
 			continue // gone, a zombie, or not ours to read
 		}
-		// environ has no NUL before its first entry.
-		env = append([]byte{0}, env...)
-		if len(env) > 0 && env[len(env)-1] != 0 {
-			env = append(env, 0)
+		if v, ok := procstat.LookupEnv(env, wire.PoolConfigEnv); !ok || v != cfg {
+			continue
 		}
-		all := true
-		for _, m := range marks {
-			if !bytes.Contains(env, append([]byte{0}, m...)) {
-				all = false
-				break
-			}
+		if v, ok := procstat.LookupEnv(env, wire.BlockIDEnv); !ok || v != id {
+			continue
 		}
-		if all && !zombie(n) {
+		if st, err := r.State(pid); err == nil && st != 'Z' {
 			return pid
 		}
 	}
 	return 0
-}
-
-// zombie reports whether process pid (as a /proc name) has exited and
-// waits to be reaped: it runs nothing more.
-func zombie(pid string) bool {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return true // gone
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] == 'Z'
 }

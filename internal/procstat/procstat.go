@@ -321,6 +321,21 @@ func (r *Reader) path(pid int, parts ...string) string {
 	return filepath.Join(append([]string{r.root, strconv.Itoa(pid)}, parts...)...)
 }
 
+// State returns the one-letter state of process pid from its stat file (R,
+// S, D, Z for a zombie, T or t for stopped). A process that has gone gives
+// an error matching os.ErrNotExist.
+func (r *Reader) State(pid int) (byte, error) {
+	b, err := os.ReadFile(r.path(pid, "stat"))
+	if err != nil {
+		return 0, err
+	}
+	st, err := ParseStat(b)
+	if err != nil {
+		return 0, err
+	}
+	return st.State, nil
+}
+
 // Process reads stat, status and (when readable) io of one process. A
 // process that has exited gives an error matching os.ErrNotExist.
 func (r *Reader) Process(pid int) (Process, error) {

@@ -233,3 +233,17 @@ func BenchmarkProcessSelf(b *testing.B) {
 		}
 	}
 }
+
+func TestReaderState(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc here")
+	}
+	r := New("")
+	st, err := r.State(os.Getpid())
+	if err != nil || (st != 'R' && st != 'S') {
+		t.Fatalf("State of this process = %q, %v; want R or S", st, err)
+	}
+	if _, err := r.State(1 << 30); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("State of no process: %v; want os.ErrNotExist", err)
+	}
+}

@@ -10,7 +10,6 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/parsl-go/parsl/internal/procgroup"
+	"github.com/parsl-go/parsl/internal/procstat"
 	"github.com/parsl-go/parsl/provider"
 )
 
@@ -222,17 +222,12 @@ func (p *Provider) Cancel(ctx context.Context, ids []string) error {
 // stopped reports whether process pid is stopped (SIGSTOP, Ctrl-Z, a
 // debugger); false where /proc cannot tell.
 func stopped(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// "pid (comm) S ...": comm may hold spaces and parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return false
-	}
-	return b[i+2] == 'T' || b[i+2] == 't'
+	st, err := proc().State(pid)
+	return err == nil && (st == 'T' || st == 't')
 }
+
+// proc reads process states; its auxv read happens once, on first use.
+var proc = sync.OnceValue(func() *procstat.Reader { return procstat.New("") })
 
 func (p *Provider) killAll(js []*job) {
 	for _, j := range js {
