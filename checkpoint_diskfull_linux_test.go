@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parsl-go/parsl/internal/tmpfs"
+
 	"github.com/parsl-go/parsl"
 	"github.com/parsl-go/parsl/internal/codec"
 	"github.com/parsl-go/parsl/memo"
@@ -53,27 +55,7 @@ var ckptDiskFull = parsl.Register3("test.ckpt.diskfull", func(ctx context.Contex
 
 // ckptTmpfs mounts a tmpfs of the given size (as mount(8) takes it, "2m")
 // and unmounts it when the test ends.
-func ckptTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("disk-full test: needs root to mount a small tmpfs")
-	}
-	dir := filepath.Join(t.TempDir(), "tmpfs")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		t.Skipf("disk-full test: cannot mount a %s tmpfs on %s: %v", size, dir, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			// Something still holds a file there; do not leave the mount.
-			t.Errorf("unmount %s: %v", dir, err)
-			syscall.Unmount(dir, syscall.MNT_DETACH)
-		}
-	})
-	return dir
-}
+func ckptTmpfs(t *testing.T, size string) string { return tmpfs.Mount(t, size) }
 
 // ckptFill writes a file under dir until the file system is full, then
 // gives back leave bytes.

@@ -10,29 +10,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/parsl-go/parsl/internal/tmpfs"
 )
 
 // mountTmpfs mounts a tmpfs of the given size ("256k") for one test.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("disk-full test: needs root to mount a small tmpfs")
-	}
-	dir := filepath.Join(t.TempDir(), "tmpfs")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		t.Skipf("disk-full test: cannot mount a %s tmpfs on %s: %v", size, dir, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-			syscall.Unmount(dir, syscall.MNT_DETACH)
-		}
-	})
-	return dir
-}
+func mountTmpfs(t *testing.T, size string) string { return tmpfs.Mount(t, size) }
 
 // TestJournalDiskFull: an Append that meets a full disk part-way through
 // its write leaves the file as it was, and appends succeed again once

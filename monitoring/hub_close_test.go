@@ -5,34 +5,20 @@ import (
 	"database/sql"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/parsl-go/parsl/internal/tmpfs"
+
 	"github.com/parsl-go/parsl/monitoring/store"
 )
 
 // smallDisk mounts a 2 MiB tmpfs for the test and returns its directory;
 // it skips the test when that is not possible (not root, no mount).
-func smallDisk(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("disk-full test: needs root to mount a 2 MiB tmpfs (run as root, as .ci/run does)")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("disk-full test: cannot mount a tmpfs on %s: %v %s", dir, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v %s", dir, err, out)
-		}
-	})
-	return dir
-}
+func smallDisk(t *testing.T) string { return tmpfs.Mount(t, "2m") }
 
 // fillDisk writes a file in dir until the disk is full.
 func fillDisk(t *testing.T, dir string) {

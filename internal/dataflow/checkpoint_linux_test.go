@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/parsl-go/parsl/internal/tmpfs"
+
 	"github.com/parsl-go/parsl/internal/codec"
 	"github.com/parsl-go/parsl/memo"
 )
@@ -32,22 +34,7 @@ func (s *syncBuf) Write(p []byte) (int, error) {
 // for a retry are bounded; the ones past the bound are dropped, logged
 // once, and counted in Close's error with the kept ones.
 func TestCheckpointBacklogBound(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("disk-full test: needs root to mount a small tmpfs")
-	}
-	mnt := filepath.Join(t.TempDir(), "tmpfs")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=64k"); err != nil {
-		t.Skipf("disk-full test: cannot mount a tmpfs on %s: %v", mnt, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(mnt, 0); err != nil {
-			t.Errorf("unmount %s: %v", mnt, err)
-			syscall.Unmount(mnt, syscall.MNT_DETACH)
-		}
-	})
+	mnt := tmpfs.Mount(t, "64k")
 	f, err := os.Create(filepath.Join(mnt, "filler"))
 	if err != nil {
 		t.Fatal(err)
